@@ -1,0 +1,47 @@
+"""Fusion layers: combine `[image_features, text_features]` into `(batch, units)`.
+
+Each family lives in its own file; a new fusion is one file plus one line in `FUSIONS`.
+"""
+
+from mmzoo.fusion.attention import CoAttentionFusion, CrossAttentionFusion
+from mmzoo.fusion.base import FusionLayer, masked_mean
+from mmzoo.fusion.concat import ConcatFusion
+from mmzoo.fusion.elementwise import ProductFusion, SumFusion
+from mmzoo.fusion.gated import GatedFusion
+from mmzoo.fusion.tensor import LowRankFusion, TensorFusion
+
+FUSIONS = {
+    "concat": ConcatFusion,
+    "sum": SumFusion,
+    "product": ProductFusion,
+    "gated": GatedFusion,
+    "attention": CrossAttentionFusion,
+    "coattention": CoAttentionFusion,
+    "tensor": TensorFusion,
+    "lowrank": LowRankFusion,
+}
+
+
+def get_fusion(name, **kwargs):
+    """Returns a new fusion layer `FUSIONS[name](**kwargs)`, e.g. `get_fusion("gated", units=64)`."""
+    if not isinstance(name, str) or name not in FUSIONS:
+        raise ValueError(
+            f"Unknown fusion {name!r}. Expected one of: {', '.join(FUSIONS)}. Received: fusion={name!r}"
+        )
+    return FUSIONS[name](**kwargs)
+
+
+__all__ = [
+    "FUSIONS",
+    "get_fusion",
+    "FusionLayer",
+    "masked_mean",
+    "ConcatFusion",
+    "SumFusion",
+    "ProductFusion",
+    "GatedFusion",
+    "CrossAttentionFusion",
+    "CoAttentionFusion",
+    "TensorFusion",
+    "LowRankFusion",
+]

@@ -1,0 +1,319 @@
+"""Tests for mmzoo.fusion, parametrized over every registered fusion (FUSIONS)."""
+
+import numpy as np
+import pytest
+
+import keras
+import tensorflow as tf
+
+from mmzoo.fusion import FUSIONS, get_fusion
+
+NAMES = sorted(FUSIONS)
+TOKEN_NAMES = [n for n in NAMES if FUSIONS[n].requires_tokens]
+POOLED_NAMES = [n for n in NAMES if not FUSIONS[n].requires_tokens]
+
+UNITS = 8
+IMAGE_DIM, TEXT_DIM = 6, 5
+IMAGE_STEPS, TEXT_STEPS = 4, 7
+VOCAB = 20
+
+
+def make(name, **overrides):
+    kwargs = {"units": UNITS}
+    if FUSIONS[name].requires_tokens:
+        kwargs["num_heads"] = 2
+    kwargs.update(overrides)
+    return get_fusion(name, **kwargs)
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def token_features(batch=3, seed=0):
+    r = rng(seed)
+    image = r.normal(size=(batch, IMAGE_STEPS, IMAGE_DIM)).astype("float32")
+    text = r.normal(size=(batch, TEXT_STEPS, TEXT_DIM)).astype("float32")
+    lengths = np.array([3, TEXT_STEPS, 1, 5, 2][:batch])
+    mask = np.arange(TEXT_STEPS)[None, :] < lengths[:, None]
+    return image, text, mask, lengths
+
+
+def token_ids(batch=3, seed=0):
+    """Right-padded ids (0 = padding) and the lengths."""
+    image, _, mask, lengths = token_features(batch, seed)
+    ids = rng(seed + 1).integers(1, VOCAB, size=(batch, TEXT_STEPS)) * mask
+    return image, ids.astype("int32"), lengths
+
+
+def text_tower_model(fusion):
+    """image tokens + Input(ids) -> Embedding(mask_zero) -> LSTM(return_sequences) -> fusion -> Dense."""
+    image_in = keras.Input((IMAGE_STEPS, IMAGE_DIM), name="image")
+    ids_in = keras.Input((None,), dtype="int32", name="text")
+    x = keras.layers.Embedding(VOCAB, 4, mask_zero=True)(ids_in)
+    text = keras.layers.LSTM(TEXT_DIM, return_sequences=True)(x)
+    fused = fusion([image_in, text])
+    logits = keras.layers.Dense(3)(fused)
+    return keras.Model([image_in, ids_in], logits), keras.Model([image_in, ids_in], text)
+
+
+# === Contract ===
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_registered_and_declares_contract(name):
+    cls = FUSIONS[name]
+    assert keras.saving.get_registered_name(cls) == f"mmzoo>{cls.__name__}"
+    assert isinstance(cls.requires_tokens, bool)
+    layer = make(name)
+    assert isinstance(layer, keras.layers.Layer)
+    assert layer.supports_masking
+    assert layer.compute_mask(None, None) is None
+    assert FUSIONS["attention"].requires_tokens and FUSIONS["coattention"].requires_tokens
+
+
+# === Shapes ===
+
+
+@pytest.mark.parametrize("name", POOLED_NAMES)
+def test_output_shape_pooled(name):
+    image, text, _, _ = token_features()
+    layer = make(name)
+    out = layer([image[:, 0], text[:, 0]])
+    assert tuple(out.shape) == (3, UNITS)
+    assert layer.compute_output_shape([(3, IMAGE_DIM), (3, TEXT_DIM)]) == (3, UNITS)
+    # Mixed: pooled image, token text (and the other way round) in a new layer.
+    assert tuple(make(name)([image[:, 0], text]).shape) == (3, UNITS)
+    assert tuple(make(name)([image, text[:, 0]]).shape) == (3, UNITS)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_output_shape_tokens(name):
+    image, text, mask, _ = token_features()
+    layer = make(name)
+    assert tuple(layer([image, text]).shape) == (3, UNITS)
+    assert tuple(layer((image, text), mask=(None, mask)).shape) == (3, UNITS)
+    symbolic = make(name)([keras.Input((IMAGE_STEPS, IMAGE_DIM)), keras.Input((None, TEXT_DIM))])
+    assert tuple(symbolic.shape) == (None, UNITS)
+
+
+# === Masks ===
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_padding_content_never_matters(name):
+    """Garbage at padded steps + an explicit mask == zeros there == the unpadded sequence alone."""
+    image, text, mask, lengths = token_features()
+    layer = make(name)
+    clean = np.where(mask[..., None], text, 0.0).astype("float32")
+    garbage = np.where(mask[..., None], text, 1e3 * rng(5).normal(size=text.shape)).astype("float32")
+    out_clean = keras.ops.convert_to_numpy(layer([image, clean], mask=[None, mask]))
+    out_garbage = keras.ops.convert_to_numpy(layer([image, garbage], mask=[None, mask]))
+    np.testing.assert_allclose(out_garbage, out_clean, rtol=1e-5, atol=1e-5)
+    for i, n in enumerate(lengths):
+        alone = keras.ops.convert_to_numpy(layer([image[i : i + 1], text[i : i + 1, :n]]))
+        np.testing.assert_allclose(out_clean[i : i + 1], alone, rtol=1e-4, atol=1e-5)
+    # An image mask is honoured the same way.
+    image_mask = np.array([[True, True, False, False]] * 3)
+    image_garbage = np.where(image_mask[..., None], image, -1e3).astype("float32")
+    a = layer([image, text], mask=[image_mask, mask])
+    b = layer([image_garbage, text], mask=[image_mask, mask])
+    c = layer([image[:, :2], text], mask=[None, mask])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(c), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_all_padding_row_is_finite_and_ignores_garbage(name):
+    image, text, mask, _ = token_features()
+    mask = mask.copy()
+    mask[0] = False
+    layer = make(name)
+    out1 = keras.ops.convert_to_numpy(layer([image, text], mask=[None, mask]))
+    out2 = keras.ops.convert_to_numpy(layer([image, text * 50.0 + 3.0], mask=[None, mask]))
+    assert np.isfinite(out1).all()
+    np.testing.assert_allclose(out1[0], out2[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_keras_mask_reaches_fusion_in_functional_graph(name):
+    """Embedding(mask_zero) -> LSTM(return_sequences) carries a mask to the fusion with no wiring by hand."""
+    image, ids, lengths = token_ids()
+    model, text_model = text_tower_model(make(name))
+    fusion = model.layers[-2]
+    out = keras.ops.convert_to_numpy(model([image, ids]))
+    # Extra padding changes nothing, nor does running each example unpadded.
+    more_padding = np.concatenate([ids, np.zeros((3, 5), "int32")], axis=1)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model([image, more_padding])), out, rtol=1e-5, atol=1e-5)
+    for i, n in enumerate(lengths):
+        alone = keras.ops.convert_to_numpy(model([image[i : i + 1], ids[i : i + 1, :n]]))
+        np.testing.assert_allclose(out[i : i + 1], alone, rtol=1e-4, atol=1e-5)
+    # Same in graph mode (predict runs a tf.function).
+    np.testing.assert_allclose(model.predict([image, ids], verbose=0), out, rtol=1e-5, atol=1e-5)
+    # The mask is what the fusion used: passing it by hand agrees, leaving it out does not (the LSTM repeats its
+    # last output at padded steps, so an unmasked mean/attention sees them).
+    text = text_model([image, ids])
+    head = model.layers[-1]
+    by_hand = head(fusion([image, keras.ops.convert_to_numpy(text)], mask=[None, ids != 0]))
+    unmasked = head(fusion([image, keras.ops.convert_to_numpy(text)]))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(by_hand), out, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(keras.ops.convert_to_numpy(unmasked), out, rtol=1e-4, atol=1e-5)
+
+
+# === Serialization ===
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_round_trip(name):
+    extra = {"dropout": 0.25}
+    layer = make(name, **extra)
+    config = layer.get_config()
+    clone = type(layer).from_config(config)
+    assert clone.get_config() == config
+    image, text, mask, _ = token_features()
+    out = layer([image, text], mask=[None, mask])
+    clone([image, text], mask=[None, mask])
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(clone([image, text], mask=[None, mask])),
+        keras.ops.convert_to_numpy(out),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+    # And through the generic Keras (de)serializer, which resolves the registered name.
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(restored) is type(layer) and restored.get_config() == config
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_keras_save_load_round_trip(name, tmp_path):
+    image, ids, _ = token_ids()
+    model, _ = text_tower_model(make(name))
+    expected = keras.ops.convert_to_numpy(model([image, ids]))
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert type(loaded.layers[-2]) is FUSIONS[name]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded([image, ids])), expected, rtol=1e-6, atol=1e-6)
+
+
+# === Training ===
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradients_reach_every_trainable_weight(name):
+    image, text, mask, _ = token_features()
+    layer = make(name)
+    layer([image, text], mask=[None, mask])
+    target = rng(3).normal(size=(3, UNITS)).astype("float32")
+    with tf.GradientTape() as tape:
+        out = layer([image, text], mask=[None, mask], training=True)
+        loss = keras.ops.sum(out * target)
+    grads = tape.gradient(loss, layer.trainable_variables)
+    assert layer.trainable_variables
+    for variable, grad in zip(layer.trainable_variables, grads):
+        assert grad is not None, variable.path
+        grad = keras.ops.convert_to_numpy(grad)
+        assert np.isfinite(grad).all() and np.abs(grad).sum() > 0, variable.path
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dropout_is_active_only_in_training(name):
+    image, text, mask, _ = token_features()
+    layer = make(name, dropout=0.5)
+    a = keras.ops.convert_to_numpy(layer([image, text], mask=[None, mask], training=False))
+    b = keras.ops.convert_to_numpy(layer([image, text], mask=[None, mask], training=False))
+    c = keras.ops.convert_to_numpy(layer([image, text], mask=[None, mask], training=True))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+@pytest.fixture
+def mixed_float16():
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_mixed_float16_forward_is_finite(name, mixed_float16):
+    image, ids, _ = token_ids()
+    model, _ = text_tower_model(make(name))
+    fusion = model.layers[-2]
+    assert fusion.compute_dtype == "float16" and fusion.variable_dtype == "float32"
+    logits = keras.ops.convert_to_numpy(model([image, ids]))
+    assert np.isfinite(logits).all()
+    _, text, mask, _ = token_features()
+    masked = keras.ops.convert_to_numpy(fusion([image, text], mask=[None, mask]))
+    assert masked.dtype == np.float16 and np.isfinite(masked).all()
+    # The float32 reference agrees to float16 precision.
+    reference = type(fusion).from_config({**fusion.get_config(), "dtype": "float32"})
+    reference([image, text])
+    reference.set_weights(fusion.get_weights())
+    expected = keras.ops.convert_to_numpy(reference([image, text], mask=[None, mask]))
+    np.testing.assert_allclose(masked.astype("float32"), expected, rtol=2e-2, atol=2e-2)
+
+
+# === Registry and errors ===
+
+
+def test_get_fusion_returns_new_instances():
+    for name, cls in FUSIONS.items():
+        a, b = make(name), make(name)
+        assert type(a) is cls and a is not b and a.units == UNITS
+
+
+def test_get_fusion_unknown_name_lists_valid_names():
+    with pytest.raises(ValueError) as info:
+        get_fusion("late", units=4)
+    message = str(info.value)
+    assert "Unknown fusion 'late'" in message and "Received: fusion='late'" in message
+    assert "Expected one of: " + ", ".join(FUSIONS) in message
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, received",
+    [(name, {"units": 0}, "units=0") for name in NAMES]
+    + [(name, {"units": "8"}, "units='8'") for name in NAMES[:1]]
+    + [(name, {"units": True}, "units=True") for name in NAMES[:1]]
+    + [(name, {"units": 8, "dropout": 1.0}, "dropout=1.0") for name in NAMES]
+    + [(name, {"units": 8, "dropout": -0.1}, "dropout=-0.1") for name in NAMES[:1]]
+    + [(name, {"units": 8, "num_heads": 0}, "num_heads=0") for name in TOKEN_NAMES]
+    + [(name, {"units": 8, "key_dim": -2}, "key_dim=-2") for name in TOKEN_NAMES]
+    + [("lowrank", {"units": 8, "rank": 0}, "rank=0")]
+    + [("tensor", {"units": 8, "projection_dim": 0}, "projection_dim=0")]
+    + [(name, {"units": 8, "activation": "nope"}, "activation='nope'") for name in
+       ["concat", "sum", "product", "tensor", "coattention"]],
+)
+def test_argument_validation(name, kwargs, received):
+    with pytest.raises(ValueError, match=f"Received: {received}"):
+        FUSIONS[name](**kwargs)
+
+
+@pytest.mark.parametrize("name", TOKEN_NAMES)
+def test_attention_rejects_pooled_inputs(name):
+    image, text, _, _ = token_features()
+    for pair, bad in [((image[:, 0], text), "image_features"), ((image, text[:, 0]), "text_features")]:
+        with pytest.raises(ValueError, match=f"requires token features.*Received: {bad} with shape"):
+            make(name)(list(pair))
+    with pytest.raises(ValueError, match="requires token features"):
+        make(name)([keras.Input((IMAGE_DIM,)), keras.Input((None, TEXT_DIM))])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_inputs_are_rejected(name):
+    image, text, _, _ = token_features()
+    with pytest.raises(ValueError, match="list or tuple of two tensors"):
+        make(name)(image)
+    with pytest.raises(ValueError, match="list or tuple of two tensors"):
+        make(name)([image, text, text])
+    with pytest.raises(ValueError, match="Received: image_features with shape"):
+        make(name)([image[..., None], text])
+    with pytest.raises(ValueError, match="Received: text_features with shape"):
+        make(name)([image, text[:, 0, 0]])
+    with pytest.raises(ValueError, match="`mask` to be None or a list or tuple of two masks"):
+        layer = make(name)
+        layer([image, text])
+        layer([image, text], mask=np.ones((3, TEXT_STEPS), bool))
