@@ -1,0 +1,207 @@
+"""SavedModel export for serving: raw pixels (or encoded image bytes) and strings in, probabilities out.
+
+Layout is TF Serving's `<root>/<name>/<version>/`. Every write goes to a hidden temporary directory beside the
+target and is renamed into place only when complete, so a failed or interrupted export never leaves a partial
+model and never damages an existing version.
+"""
+
+import contextlib
+import os
+import re
+import shutil
+import uuid
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mmzoo.heads import find_class_names
+
+SERVING_DEFAULT = "serving_default"
+SERVING_IMAGE_BYTES = "serving_image_bytes"
+_VERSION = re.compile(r"^[0-9]+$")
+
+
+def export_model(model, path, *, overwrite=False):
+    """Export `model` as a SavedModel and return the version directory written.
+
+    `path` is either a version directory (`saved_models/vqa/3`) or a model directory (`saved_models/vqa`), in
+    which case the next free version number is used. An existing version is replaced only with `overwrite=True`.
+
+    Signatures: `serving_default` takes each image input as uint8 `[None, H, W, 3]` and each text input as
+    string `[None]` and returns `probabilities` and, when the model carries class names, `label`.
+    `serving_image_bytes` takes encoded JPEG/PNG/GIF/BMP bytes (`<name>_bytes`, string `[None]`) instead.
+    """
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"`model` must be a keras.Model. Received: model={model!r}")
+    specs = _input_specs(model)
+    target = _version_directory(os.fspath(path))
+    if os.path.exists(target) and not overwrite:
+        raise FileExistsError(f"Export target {target} already exists; pass overwrite=True to replace it.")
+    parent = os.path.dirname(target) or "."
+    os.makedirs(parent, exist_ok=True)
+    staging = os.path.join(parent, f".{os.path.basename(target)}.tmp-{uuid.uuid4().hex}")
+    try:
+        with _portable_recurrent_layers(model):
+            _build_archive(model, specs).write_out(staging, verbose=False)
+        _swap_into_place(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _version_directory(path):
+    path = path.rstrip("/\\") or path
+    if _VERSION.match(os.path.basename(path)):
+        if int(os.path.basename(path)) < 1:
+            raise ValueError(f"A SavedModel version must be a positive integer. Received: path={path!r}")
+        return path
+    versions = [int(entry) for entry in os.listdir(path) if _VERSION.match(entry)] if os.path.isdir(path) else []
+    return os.path.join(path, str(max(versions, default=0) + 1))
+
+
+def _swap_into_place(staging, target):
+    if not os.path.exists(target):
+        os.rename(staging, target)
+        return
+    retired = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.old-{uuid.uuid4().hex}")
+    os.rename(target, retired)
+    try:
+        os.rename(staging, target)
+    except BaseException:
+        os.rename(retired, target)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _input_specs(model):
+    """{input name: (kind, shape)} for a model whose inputs are images (H, W, 3) and/or strings."""
+    specs = {}
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.InputLayer):
+            continue
+        shape, dtype = tuple(layer.batch_shape), layer.dtype
+        if dtype == "string" and len(shape) == 1:
+            specs[layer.name] = ("text", shape)
+        elif len(shape) == 4 and shape[-1] == 3 and None not in shape[1:]:
+            specs[layer.name] = ("image", shape)
+        else:
+            raise ValueError(
+                "export_model serves models whose inputs are images (H, W, 3) and scalar strings. "
+                f"Received: input '{layer.name}' with shape {shape} and dtype {dtype}"
+            )
+    return specs
+
+
+def _build_archive(model, specs):
+    class_names = find_class_names(model)
+    names = list(specs)
+
+    def outputs(inputs):
+        logits = model(inputs, training=False)
+        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        result = {"probabilities": probabilities}
+        if class_names:
+            result["label"] = tf.gather(tf.constant(class_names), tf.argmax(probabilities, axis=-1))
+        return result
+
+    def serve(*args):
+        inputs = dict(zip(names, args))
+        for name in names:
+            if specs[name][0] == "image":
+                inputs[name] = tf.cast(inputs[name], tf.float32)
+        return outputs(inputs)
+
+    def serve_image_bytes(*args):
+        inputs = dict(zip(names, args))
+        for name in names:
+            if specs[name][0] == "image":
+                inputs[name] = _decode_images(inputs[name], specs[name][1][1:3])
+        return outputs(inputs)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    pixel_signature = [
+        tf.TensorSpec(specs[n][1], tf.uint8, name=n) if specs[n][0] == "image" else tf.TensorSpec([None], tf.string, name=n)
+        for n in names
+    ]
+    archive.add_endpoint(SERVING_DEFAULT, serve, input_signature=pixel_signature)
+    if any(kind == "image" for kind, _ in specs.values()):
+        bytes_signature = [
+            tf.TensorSpec([None], tf.string, name=f"{n}_bytes" if specs[n][0] == "image" else n) for n in names
+        ]
+        archive.add_endpoint(SERVING_IMAGE_BYTES, serve_image_bytes, input_signature=bytes_signature)
+    return archive
+
+
+def _decode_images(encoded, size):
+    def decode(one):
+        image = tf.io.decode_image(one, channels=3, expand_animations=False)
+        image.set_shape([None, None, 3])
+        return tf.image.resize(tf.cast(image, tf.float32), size)
+
+    return tf.map_fn(decode, encoded, fn_output_signature=tf.TensorSpec([*size, 3], tf.float32))
+
+
+@contextlib.contextmanager
+def _portable_recurrent_layers(model):
+    """Trace LSTM/GRU with the generic kernel: a graph traced on a GPU would otherwise bake in CudnnRNN ops
+    that a CPU-only server cannot run. Same weights, same maths."""
+    changed = []
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if getattr(layer, "use_cudnn", False) in ("auto", True):
+            changed.append((layer, layer.use_cudnn))
+            layer.use_cudnn = False
+    try:
+        yield
+    finally:
+        for layer, value in changed:
+            layer.use_cudnn = value
+
+
+class ExportedModel:
+    """A reloaded export. Call it with a dict of numpy-like inputs; get a dict of numpy outputs."""
+
+    def __init__(self, path):
+        self.path = path
+        self.saved_model = tf.saved_model.load(path)
+        self.signatures = self.saved_model.signatures
+
+    def __call__(self, inputs):
+        return self._run(SERVING_DEFAULT, inputs)
+
+    def predict_image_bytes(self, inputs):
+        """Like calling the model, with encoded images under `<name>_bytes` keys."""
+        return self._run(SERVING_IMAGE_BYTES, inputs)
+
+    def _run(self, signature_name, inputs):
+        if signature_name not in self.signatures:
+            raise ValueError(f"{self.path} has no signature '{signature_name}'. It has: {sorted(self.signatures)}")
+        signature = self.signatures[signature_name]
+        expected = signature.structured_input_signature[1]
+        if not isinstance(inputs, dict) or set(inputs) != set(expected):
+            got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
+            raise ValueError(f"Expected a dict with keys {sorted(expected)}. Received: {got}")
+        feeds = {}
+        for name, spec in expected.items():
+            value = inputs[name]
+            if spec.dtype == tf.uint8:
+                value = np.clip(np.rint(np.asarray(value, dtype=np.float64)), 0, 255).astype(np.uint8)
+            feeds[name] = tf.convert_to_tensor(value, dtype=spec.dtype)
+        outputs = {name: value.numpy() for name, value in signature(**feeds).items()}
+        if "label" in outputs:
+            outputs["label"] = np.array([label.decode("utf-8") for label in outputs["label"]])
+        return outputs
+
+
+def load_exported(path):
+    """Reload an export. `path` is a version directory, or a model directory whose highest version is used."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise ValueError(f"No exported model at {path!r}: not a directory.")
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        versions = [int(entry) for entry in os.listdir(path) if _VERSION.match(entry)]
+        if not versions:
+            raise ValueError(f"No SavedModel at {path!r}: no saved_model.pb and no numbered version directories.")
+        path = os.path.join(path, str(max(versions)))
+    return ExportedModel(path)

@@ -1,0 +1,140 @@
+"""The recipe registry: named combinations of towers, fusion and defaults, built by `build_model`.
+
+A recipe is one decorated function returning the `build_classifier` keywords it fixes; its docstring is what
+`mmzoo list` shows. `build_model(name, **overrides)` lets a user change any of them.
+"""
+
+import inspect
+
+from mmzoo.classifier import build_classifier
+
+_RECIPES = {}
+_ACCEPTED = tuple(inspect.signature(build_classifier).parameters)
+
+
+def register_recipe(function):
+    """Register `function` (returning build_classifier keywords) under its own name."""
+    name = function.__name__
+    if name in _RECIPES:
+        raise ValueError(f"A recipe named '{name}' is already registered.")
+    unknown = sorted(set(function()) - set(_ACCEPTED))
+    if unknown:
+        raise ValueError(f"Recipe '{name}' sets unknown arguments {unknown}; accepted: {', '.join(_ACCEPTED)}")
+    _RECIPES[name] = function
+    return function
+
+
+def list_models():
+    """Names of all registered recipes, sorted."""
+    return sorted(_RECIPES)
+
+
+def get_recipe(name):
+    """The keywords recipe `name` passes to `build_classifier` (a fresh dict)."""
+    if name not in _RECIPES:
+        raise ValueError(f"Unknown recipe '{name}'. Expected one of: {', '.join(list_models())}. Received: name={name!r}")
+    return dict(_RECIPES[name]())
+
+
+def describe_recipe(name):
+    """One line on what recipe `name` is: its docstring's first line."""
+    get_recipe(name)
+    return (inspect.getdoc(_RECIPES[name]) or "").splitlines()[0]
+
+
+def build_model(name, **overrides):
+    """Build recipe `name`; `overrides` replace the recipe's defaults (see `build_classifier`)."""
+    config = get_recipe(name)
+    unknown = sorted(set(overrides) - set(_ACCEPTED))
+    if unknown:
+        raise ValueError(
+            f"Unknown argument(s) {unknown} for build_model('{name}'). Accepted: {', '.join(_ACCEPTED)}"
+        )
+    config.update(name=name)
+    config.update(overrides)
+    return build_classifier(**config)
+
+
+# === Recipes ===
+# ResNet50 recipes default to 224 px, the size ImageNet weights were trained at; small_cnn ones to 64 px so
+# they train in minutes on a CPU.
+
+
+@register_recipe
+def resnet50_lstm_concat():
+    """ResNet50 + LSTM, concatenated and projected: F = FC([F_I, F_T])."""
+    return dict(image_tower="resnet50", text_tower="lstm", fusion="concat")
+
+
+@register_recipe
+def resnet50_lstm_sum():
+    """ResNet50 + LSTM, projected to a common width and summed."""
+    return dict(image_tower="resnet50", text_tower="lstm", fusion="sum")
+
+
+@register_recipe
+def resnet50_lstm_product():
+    """ResNet50 + LSTM, projected to a common width and multiplied element-wise."""
+    return dict(image_tower="resnet50", text_tower="lstm", fusion="product")
+
+
+@register_recipe
+def resnet50_lstm_gated():
+    """ResNet50 + LSTM joined by a gated multimodal unit (GMU)."""
+    return dict(image_tower="resnet50", text_tower="lstm", fusion="gated")
+
+
+@register_recipe
+def resnet50_lstm_attention():
+    """ResNet50 spatial tokens + LSTM tokens; text tokens attend to image tokens."""
+    return dict(image_tower="resnet50", text_tower="lstm", fusion="attention")
+
+
+@register_recipe
+def resnet50_lstm_coattention():
+    """ResNet50 spatial tokens + LSTM tokens; co-attention in both directions."""
+    return dict(image_tower="resnet50", text_tower="lstm", fusion="coattention")
+
+
+@register_recipe
+def resnet50_lstm_tensor():
+    """ResNet50 + LSTM joined by tensor fusion (outer product with an appended 1)."""
+    return dict(image_tower="resnet50", text_tower="lstm", fusion="tensor")
+
+
+@register_recipe
+def resnet50_lstm_lowrank():
+    """ResNet50 + LSTM joined by low-rank tensor fusion."""
+    return dict(image_tower="resnet50", text_tower="lstm", fusion="lowrank")
+
+
+@register_recipe
+def resnet50_bilstm_concat():
+    """ResNet50 + bidirectional LSTM, concatenated and projected."""
+    return dict(image_tower="resnet50", text_tower="bilstm", fusion="concat")
+
+
+@register_recipe
+def resnet50_gru_gated():
+    """ResNet50 + GRU joined by a gated multimodal unit."""
+    return dict(image_tower="resnet50", text_tower="gru", fusion="gated")
+
+
+@register_recipe
+def mobilenet_v3_small_gru_concat():
+    """MobileNetV3-Small + GRU, concatenated and projected."""
+    return dict(image_tower="mobilenet_v3_small", text_tower="gru", fusion="concat")
+
+
+@register_recipe
+def small_cnn_lstm_concat():
+    """Small CNN + LSTM, concatenated and projected; trains in minutes on a CPU."""
+    return dict(image_tower="small_cnn", text_tower="lstm", fusion="concat", image_size=64, fusion_units=128, text_units=64, embedding_dim=64)
+
+
+@register_recipe
+def small_cnn_bilstm_attention():
+    """Small CNN spatial tokens + BiLSTM tokens with cross-modal attention; a CPU-sized attention model."""
+    return dict(
+        image_tower="small_cnn", text_tower="bilstm", fusion="attention", image_size=64, fusion_units=128, text_units=64, embedding_dim=64
+    )

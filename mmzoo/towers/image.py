@@ -1,0 +1,172 @@
+"""Image towers: raw pixels (0..255) in, a pooled vector or a sequence of spatial tokens out.
+
+Every tower is a `keras.Model` built by a function registered in `IMAGE_TOWERS`. Preprocessing is part of the
+tower, so a model built from it takes the same raw pixels in training and in a SavedModel export.
+"""
+
+import os
+import re
+
+import keras
+
+from mmzoo.towers.preprocessing import ResNetPreprocessing
+
+OUTPUT_MODES = ("pooled", "tokens")
+
+
+def _check_common(name, image_size, output, min_size):
+    if output not in OUTPUT_MODES:
+        raise ValueError(
+            f"`output` must be one of {', '.join(OUTPUT_MODES)}. Received: output={output!r}"
+        )
+    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < min_size:
+        raise ValueError(
+            f"`image_size` must be an integer >= {min_size} for the '{name}' image tower. "
+            f"Received: image_size={image_size!r}"
+        )
+
+
+def _check_weights(weights):
+    if weights is None or weights == "imagenet":
+        return
+    if not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(
+            "`image_weights` must be None, 'imagenet' or the path to a weights file. "
+            f"Received: image_weights={weights!r}"
+        )
+    if not os.path.isfile(weights):
+        raise ValueError(
+            "`image_weights` is neither None nor 'imagenet', so it must be an existing weights file "
+            f"(.h5 or .weights.h5). No such file. Received: image_weights={os.fspath(weights)!r}"
+        )
+
+
+def _freeze(model, stage_of, num_stages, trainable_stages):
+    """Train only the last `trainable_stages` stages; None trains everything, 0 nothing."""
+    if trainable_stages is None:
+        return
+    if (
+        not isinstance(trainable_stages, int)
+        or isinstance(trainable_stages, bool)
+        or not 0 <= trainable_stages <= num_stages
+    ):
+        raise ValueError(
+            f"`trainable_stages` must be None (train all) or an integer in [0, {num_stages}]. "
+            f"Received: trainable_stages={trainable_stages!r}"
+        )
+    first_trainable = num_stages - trainable_stages
+    for layer in model.layers:
+        if layer.weights:
+            layer.trainable = stage_of(layer.name) >= first_trainable
+
+
+def _head(features, output, name):
+    """Turn a (batch, h, w, channels) feature map into the requested output mode."""
+    if output == "pooled":
+        return keras.layers.GlobalAveragePooling2D(name=f"{name}_pool")(features)
+    channels = features.shape[-1]
+    return keras.layers.Reshape((-1, channels), name=f"{name}_tokens")(features)
+
+
+def _resnet50_stage(layer_name):
+    # keras.applications names layers conv1_*, conv2_block1_*, ..., conv5_block3_*.
+    if layer_name.startswith("conv") and layer_name[4:5].isdigit():
+        return int(layer_name[4]) - 1
+    return 0
+
+
+def resnet50(*, image_size=224, output="pooled", weights=None, trainable_stages=None, name="resnet50"):
+    """ResNet50 from keras.applications with caffe-style preprocessing inside.
+
+    `weights`: None (random), "imagenet" (downloaded by Keras) or a path to a weights file of the
+    `include_top=False` network. `trainable_stages`: train only the last N of the 5 stages (conv1..conv5).
+    `output="tokens"` returns the final (image_size/32)^2 grid flattened, e.g. 7x7=49 tokens at 224 px.
+    """
+    _check_common("resnet50", image_size, output, min_size=32)
+    _check_weights(weights)
+    backbone = keras.applications.ResNet50(
+        include_top=False,
+        weights=None if weights is None else os.fspath(weights),
+        input_shape=(image_size, image_size, 3),
+    )
+    _freeze(backbone, _resnet50_stage, 5, trainable_stages)
+    pixels = keras.Input((image_size, image_size, 3), name="pixels")
+    x = ResNetPreprocessing(name="resnet_preprocessing")(pixels)
+    x = backbone(x)
+    return keras.Model(pixels, _head(x, output, name), name=name)
+
+
+def _mobilenet_v3_stage(layer_name):
+    # Stem and block 0 | blocks 1-2 | blocks 3-7 | blocks 8-10 and the last 1x1 conv, split where the
+    # resolution halves. keras.applications names blocks expanded_conv_*, expanded_conv_1_*, ...
+    if layer_name.startswith("conv_1"):
+        return 3
+    match = re.match(r"expanded_conv_(\d+)_", layer_name)
+    if match is None:
+        return 0
+    block = int(match.group(1))
+    return 1 if block <= 2 else 2 if block <= 7 else 3
+
+
+def mobilenet_v3_small(
+    *, image_size=224, output="pooled", weights=None, trainable_stages=None, name="mobilenet_v3_small"
+):
+    """MobileNetV3-Small from keras.applications (its own rescaling layer inside); 4 stages."""
+    _check_common("mobilenet_v3_small", image_size, output, min_size=32)
+    _check_weights(weights)
+    backbone = keras.applications.MobileNetV3Small(
+        include_top=False,
+        weights=None if weights is None else os.fspath(weights),
+        input_shape=(image_size, image_size, 3),
+        include_preprocessing=True,
+    )
+    _freeze(backbone, _mobilenet_v3_stage, 4, trainable_stages)
+    pixels = keras.Input((image_size, image_size, 3), name="pixels")
+    return keras.Model(pixels, _head(backbone(pixels), output, name), name=name)
+
+
+def small_cnn(
+    *, image_size=64, output="pooled", weights=None, trainable_stages=None, widths=(32, 64, 128), name="small_cnn"
+):
+    """A small, fast conv net for CPU work: one conv-BN-ReLU-pool stage per width.
+
+    `weights`: None or a `.weights.h5` file saved from a small_cnn of the same shape (no ImageNet weights).
+    """
+    min_size = 2 ** len(widths)
+    _check_common("small_cnn", image_size, output, min_size=min_size)
+    if weights == "imagenet":
+        raise ValueError(
+            "The 'small_cnn' image tower has no ImageNet weights; pass None or a weights file. "
+            "Received: image_weights='imagenet'"
+        )
+    _check_weights(weights)
+    pixels = keras.Input((image_size, image_size, 3), name="pixels")
+    x = keras.layers.Rescaling(1.0 / 255.0, name="rescale")(pixels)
+    for stage, width in enumerate(widths):
+        x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"stage{stage}_conv")(x)
+        x = keras.layers.BatchNormalization(name=f"stage{stage}_bn")(x)
+        x = keras.layers.ReLU(name=f"stage{stage}_relu")(x)
+        x = keras.layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
+    backbone = keras.Model(pixels, x, name=f"{name}_backbone")
+    if weights is not None:
+        backbone.load_weights(os.fspath(weights))
+    _freeze(backbone, lambda layer_name: int(layer_name[5]), len(widths), trainable_stages)
+    inputs = keras.Input((image_size, image_size, 3), name="pixels")
+    return keras.Model(inputs, _head(backbone(inputs), output, name), name=name)
+
+
+IMAGE_TOWERS = {
+    "resnet50": resnet50,
+    "mobilenet_v3_small": mobilenet_v3_small,
+    "small_cnn": small_cnn,
+}
+
+
+def build_image_tower(tower, **kwargs):
+    """Build the image tower registered under `tower` (see `IMAGE_TOWERS`)."""
+    if tower not in IMAGE_TOWERS:
+        raise ValueError(
+            f"Unknown image tower '{tower}'. Expected one of: {', '.join(sorted(IMAGE_TOWERS))}. "
+            f"Received: image_tower={tower!r}"
+        )
+    return IMAGE_TOWERS[tower](**kwargs)

@@ -1,0 +1,105 @@
+"""Text towers: raw strings -> token ids (`TextVectorization`) -> Embedding(mask_zero) -> LSTM / BiLSTM / GRU.
+
+Vectorization and the recurrent encoder are split on purpose: the vectorizer turns strings into ids and is the
+only piece that cannot run inside a replicated `tf.distribute` graph (DESIGN.md section 4), so the model keeps it
+in front of an all-numeric backbone. The encoder is applied inline in the backbone graph, which keeps the Keras
+padding mask attached to token outputs so fusion layers can ignore padding.
+"""
+
+import keras
+
+SPECIAL_TOKENS = ("", "[UNK]")
+OUTPUT_MODES = ("pooled", "tokens")
+STANDARDIZE = "lower_and_strip_punctuation"
+
+
+def adapt_vocabulary(texts, max_tokens=None):
+    """The vocabulary (most frequent first, no special tokens) that `TextVectorization.adapt` learns."""
+    vectorizer = keras.layers.TextVectorization(max_tokens=max_tokens, standardize=STANDARDIZE)
+    vectorizer.adapt(texts)
+    return vectorizer.get_vocabulary(include_special_tokens=False)
+
+
+def check_vocabulary(vocabulary):
+    """Validate a user vocabulary and drop the special tokens TextVectorization adds itself."""
+    if isinstance(vocabulary, str) or not hasattr(vocabulary, "__iter__"):
+        raise ValueError(
+            "`vocabulary` must be a list of token strings (e.g. from mmzoo.adapt_vocabulary). "
+            f"Received: vocabulary={vocabulary!r}"
+        )
+    tokens = [str(token) for token in vocabulary]
+    tokens = [token for token in tokens if token not in SPECIAL_TOKENS]
+    if not tokens:
+        raise ValueError(
+            "`vocabulary` must hold at least one token besides '' and '[UNK]'. "
+            f"Received: vocabulary={list(vocabulary)!r}"
+        )
+    seen, duplicates = set(), []
+    for token in tokens:
+        if token in seen:
+            duplicates.append(token)
+        seen.add(token)
+    if duplicates:
+        raise ValueError(
+            f"`vocabulary` must not repeat tokens. Repeated: {sorted(set(duplicates))[:10]}"
+        )
+    return tokens
+
+
+def build_text_vectorizer(vocabulary, sequence_length, name="text_vectorizer"):
+    """Strings (batch,) -> int token ids (batch, sequence_length); 0 is padding, 1 out-of-vocabulary.
+
+    The vocabulary is stored in the layer's config, so a saved model needs nothing else.
+    """
+    if not isinstance(sequence_length, int) or isinstance(sequence_length, bool) or sequence_length < 1:
+        raise ValueError(
+            f"`sequence_length` must be a positive integer. Received: sequence_length={sequence_length!r}"
+        )
+    return keras.layers.TextVectorization(
+        standardize=STANDARDIZE,
+        output_mode="int",
+        output_sequence_length=sequence_length,
+        vocabulary=check_vocabulary(vocabulary),
+        name=name,
+    )
+
+
+def _recurrent_layer(kind, units, return_sequences, dropout, name):
+    common = dict(units=units, return_sequences=return_sequences, dropout=dropout)
+    if kind == "lstm":
+        return keras.layers.LSTM(**common, name=name)
+    if kind == "gru":
+        return keras.layers.GRU(**common, name=name)
+    return keras.layers.Bidirectional(keras.layers.LSTM(**common), merge_mode="concat", name=name)
+
+
+TEXT_TOWERS = ("lstm", "bilstm", "gru")
+
+
+def apply_text_tower(
+    token_ids,
+    *,
+    kind="lstm",
+    vocabulary_size,
+    embedding_dim=128,
+    units=128,
+    output="pooled",
+    dropout=0.0,
+    name="text",
+):
+    """Apply Embedding(mask_zero=True) + a recurrent encoder to symbolic `token_ids` (batch, steps).
+
+    Returns (batch, units) for `output="pooled"` (the last state; padding skipped by the mask) or
+    (batch, steps, units) with the padding mask attached for `output="tokens"`. BiLSTM doubles `units`.
+    """
+    if kind not in TEXT_TOWERS:
+        raise ValueError(
+            f"Unknown text tower '{kind}'. Expected one of: {', '.join(TEXT_TOWERS)}. Received: text_tower={kind!r}"
+        )
+    if output not in OUTPUT_MODES:
+        raise ValueError(f"`output` must be one of {', '.join(OUTPUT_MODES)}. Received: output={output!r}")
+    for arg, value in (("embedding_dim", embedding_dim), ("text_units", units)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
+    x = keras.layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name=f"{name}_embedding")(token_ids)
+    return _recurrent_layer(kind, units, output == "tokens", dropout, f"{name}_{kind}")(x)

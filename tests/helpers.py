@@ -1,0 +1,34 @@
+"""Tiny inputs shared by the tests: 32 px images, a handful of words, three classes."""
+
+import numpy as np
+
+VOCABULARY = ["what", "color", "is", "the", "circle", "square", "red", "blue", "left", "of", "how", "many"]
+CLASS_NAMES = ["red", "blue", "two"]
+TEXTS = ["what color is the circle", "what color is the square", "how many circles", "is the circle left of the square"]
+IMAGE_SIZE = 32
+SEQUENCE_LENGTH = 8
+
+
+def tiny_batch(batch_size=4, seed=0):
+    """({"image": uint8 [B, 32, 32, 3], "text": object strings [B]}, int labels [B])."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(batch_size, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+    texts = np.array([TEXTS[i % len(TEXTS)] for i in range(batch_size)], dtype=object)
+    labels = np.arange(batch_size) % len(CLASS_NAMES)
+    return {"image": images, "text": texts}, labels
+
+
+def tiny_overrides(**extra):
+    """build_model overrides that keep any recipe small enough for a 2-core CI machine."""
+    overrides = dict(
+        num_classes=len(CLASS_NAMES),
+        class_names=CLASS_NAMES,
+        vocabulary=VOCABULARY,
+        image_size=IMAGE_SIZE,
+        sequence_length=SEQUENCE_LENGTH,
+        embedding_dim=16,
+        text_units=16,
+        fusion_units=16,
+    )
+    overrides.update(extra)
+    return overrides
