@@ -2,8 +2,26 @@
 
 Importing this package registers the `mmzoo_shapes` builder with TFDS, so ``tfds.load("mmzoo_shapes/vqa")``
 works afterwards.
+
+    ds, info = mmzoo.data.load("mmzoo_shapes/vqa", "train", batch_size=32, with_info=True)
+    model = mmzoo.build_model("small_cnn_lstm_concat", **info.model_kwargs())
+
+Every dataset yields ``({"image": uint8 [B, H, W, 3], "text": string [B]}, label int64 [B])``.
 """
 
+from mmzoo.data.info import DataInfo, adapt_vocabulary
+from mmzoo.data.own_data import DataError, from_csv, from_jsonl
+from mmzoo.data.pipeline import load
 from mmzoo.data.shapes import MmzooShapes, ShapesConfig, shapes_config
 
-__all__ = ["MmzooShapes", "ShapesConfig", "shapes_config"]
+__all__ = [
+    "DataError",
+    "DataInfo",
+    "MmzooShapes",
+    "ShapesConfig",
+    "adapt_vocabulary",
+    "from_csv",
+    "from_jsonl",
+    "load",
+    "shapes_config",
+]

@@ -1,0 +1,107 @@
+"""`DataInfo`: what a model needs to know about a dataset (classes, vocabulary, image size), and the vocabulary
+adapter shared by the TFDS pipeline and the own-data loaders."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable, Mapping
+
+__all__ = ["DataInfo", "adapt_vocabulary"]
+
+# The standardization the model's TextVectorization uses; the vocabulary must be built with the same one.
+STANDARDIZE = "lower_and_strip_punctuation"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataInfo:
+    """What comes with a dataset from `mmzoo.data.load`, `from_csv` or `from_jsonl` (``with_info=True``).
+
+    Attributes:
+        name: the TFDS name (``"mmzoo_shapes/vqa"``) or the path of the CSV/JSONL file.
+        split: the split that was loaded (TFDS split string; ``None`` for own data).
+        class_names: label names; label ``i`` of the dataset is ``class_names[i]``.
+        vocabulary: tokens of the text, most frequent first, as
+            ``keras.layers.TextVectorization(standardize="lower_and_strip_punctuation")`` adapted on the
+            *training* texts returns from ``get_vocabulary(include_special_tokens=False)``.
+        image_size: ``(height, width)`` of the images the dataset yields.
+        num_examples: examples in the loaded split (after skipped rows), or ``None`` if unknown.
+        num_skipped: rows left out because of a bad image or value (own data with ``skip_bad_rows=True``).
+        skipped: ``(row, reason)`` of every skipped row.
+        feature_keys: the source keys/columns the ``image``, ``text`` and ``label`` came from.
+    """
+
+    name: str
+    split: str | None
+    class_names: tuple[str, ...]
+    vocabulary: tuple[str, ...]
+    image_size: tuple[int, int]
+    num_examples: int | None = None
+    num_skipped: int = 0
+    skipped: tuple[tuple[int, str], ...] = ()
+    feature_keys: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def model_kwargs(self) -> dict:
+        """Keyword arguments for ``mmzoo.build_model(name, **info.model_kwargs())``."""
+        height, width = self.image_size
+        return {
+            "num_classes": self.num_classes,
+            "class_names": list(self.class_names),
+            "vocabulary": list(self.vocabulary),
+            "image_size": height if height == width else (height, width),
+        }
+
+
+def adapt_vocabulary(texts, *, max_tokens: int | None = None) -> tuple[str, ...]:
+    """Vocabulary of `texts` (an iterable of str, or a `tf.data.Dataset` of scalar or batched strings).
+
+    Same tokens in the same order as ``TextVectorization(standardize="lower_and_strip_punctuation",
+    max_tokens=max_tokens).adapt(texts)``: most frequent first, without the padding and OOV tokens.
+    """
+    import keras
+    import tensorflow as tf
+
+    # `max_tokens` of TextVectorization counts the two special tokens.
+    layer = keras.layers.TextVectorization(
+        standardize=STANDARDIZE, max_tokens=None if max_tokens is None else max_tokens + 2)
+    if isinstance(texts, tf.data.Dataset):
+        if texts.element_spec.shape.rank == 0:
+            texts = texts.batch(1024)
+        layer.adapt(texts)
+    else:
+        texts = [str(t) for t in texts]
+        if not texts:
+            return ()
+        layer.adapt(tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string)).batch(1024))
+    return tuple(str(token) for token in layer.get_vocabulary(include_special_tokens=False))
+
+
+def _as_size(image_size) -> tuple[int, int] | None:
+    if image_size is None:
+        return None
+    if isinstance(image_size, int):
+        size = (image_size, image_size)
+    else:
+        size = tuple(image_size)
+    if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+        raise ValueError(
+            f"`image_size` must be a positive int or a (height, width) pair. Received: image_size={image_size!r}")
+    return size
+
+
+def _check_keys(feature_keys: Mapping | None, defaults: Mapping[str, str | None]) -> dict:
+    keys = dict(defaults)
+    if feature_keys is not None:
+        unknown = set(feature_keys) - set(defaults)
+        if unknown:
+            raise ValueError(
+                f"`feature_keys` may only name {sorted(defaults)}. Received: feature_keys={dict(feature_keys)!r}")
+        keys.update(feature_keys)
+    return keys
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))

@@ -1,0 +1,230 @@
+"""Tests of `mmzoo.data.from_csv` / `from_jsonl` on a tiny folder of PNGs the tests write themselves."""
+
+import csv
+import json
+import os
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import mmzoo.data
+from mmzoo.data import DataError, from_csv, from_jsonl
+from mmzoo.data.shapes import encode_png, generate_example
+
+ROWS = [  # image, text, label
+    ("img/0.png", "what color is the circle?", "red"),
+    ("img/1.png", "what color is the square?", "blue"),
+    ("img/2.png", "is there a red circle?", "yes"),
+    ("img/3.png", "what color is the triangle?", "red"),
+    ("img/4.png", "Is there a BLUE square?", "no"),
+]
+
+
+def _write_images(folder, n=5, size=32):
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    images = []
+    for i in range(n):
+        image = generate_example("captions", "train", i, image_size=size)["image"]
+        (folder / "img" / f"{i}.png").write_bytes(encode_png(image))
+        images.append(image)
+    return images
+
+
+def _write_csv(path, rows, header=("image", "text", "label")):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        if header:
+            writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def _write_jsonl(path, rows, keys=("image", "text", "label")):
+    path.write_text("".join(json.dumps(dict(zip(keys, row))) + "\n" for row in rows))
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path):
+    images = _write_images(tmp_path)
+    return tmp_path, images
+
+
+def test_csv_gives_the_model_format_and_info(folder):
+    root, images = folder
+    ds, info = from_csv(_write_csv(root / "train.csv", ROWS), batch_size=2, with_info=True)
+    assert ds.element_spec == (
+        {"image": tf.TensorSpec((None, 32, 32, 3), tf.uint8), "text": tf.TensorSpec((None,), tf.string)},
+        tf.TensorSpec((None,), tf.int64))
+    batches = list(ds.as_numpy_iterator())
+    assert [len(b[1]) for b in batches] == [2, 2, 1]
+    np.testing.assert_array_equal(batches[0][0]["image"][1], images[1])  # unshuffled: file order, exact pixels
+    assert batches[0][0]["text"][0] == b"what color is the circle?"
+    assert info.class_names == ("blue", "no", "red", "yes")
+    labels = np.concatenate([b[1] for b in batches])
+    assert [info.class_names[i] for i in labels] == [r[2] for r in ROWS]
+    assert info.image_size == (32, 32) and info.num_examples == 5 and info.num_skipped == 0
+    # Same tokenization as the model's TextVectorization: lower-cased, punctuation stripped.
+    assert "blue" in info.vocabulary and "BLUE" not in info.vocabulary and "circle?" not in info.vocabulary
+    layer = keras.layers.TextVectorization(standardize="lower_and_strip_punctuation")
+    layer.adapt([r[1] for r in ROWS])
+    assert list(info.vocabulary) == layer.get_vocabulary(include_special_tokens=False)
+    assert info.model_kwargs() == {"num_classes": 4, "class_names": list(info.class_names),
+                                   "vocabulary": list(info.vocabulary), "image_size": 32}
+
+
+def test_jsonl_matches_csv_and_resizes(folder):
+    root, _ = folder
+    a = from_csv(_write_csv(root / "d.csv", ROWS), batch_size=None, image_size=16)
+    b = from_jsonl(_write_jsonl(root / "d.jsonl", ROWS), batch_size=None, image_size=(16, 16))
+    for (fa, la), (fb, lb) in zip(a.as_numpy_iterator(), b.as_numpy_iterator()):
+        assert fa["image"].shape == (16, 16, 3) and fa["image"].dtype == np.uint8
+        np.testing.assert_array_equal(fa["image"], fb["image"])
+        assert fa["text"] == fb["text"] and la == lb
+
+
+def test_image_root_absolute_paths_and_unlabelled(folder, tmp_path_factory):
+    root, _ = folder
+    elsewhere = tmp_path_factory.mktemp("csv")
+    rows = [(r[0], r[1]) for r in ROWS]
+    ds = from_csv(_write_csv(elsewhere / "x.csv", rows, header=("image", "text")), label_column=None,
+                  image_root=root, batch_size=5)
+    features = next(iter(ds))
+    assert isinstance(features, dict) and features["image"].shape == (5, 32, 32, 3)
+    absolute = [(str(root / r[0]), r[1], r[2]) for r in ROWS]
+    assert next(iter(from_csv(_write_csv(elsewhere / "y.csv", absolute), batch_size=5)))[1].shape == (5,)
+
+
+def test_other_column_names_and_numeric_labels(folder):
+    root, _ = folder
+    rows = [(r[0], r[1], str(i % 3 * 5)) for i, r in enumerate(ROWS)]  # labels "0", "5", "10"
+    path = _write_csv(root / "q.csv", rows, header=("file", "question", "answer"))
+    _, info = from_csv(path, image_column="file", text_column="question", label_column="answer", with_info=True)
+    assert info.class_names == ("0", "5", "10")  # numeric order, not "0", "10", "5"
+
+
+def test_shuffle_is_seeded_and_reshuffles_each_epoch(folder):
+    root, _ = folder
+    rows = ROWS * 8
+    path = _write_csv(root / "many.csv", rows)
+
+    def order(ds):
+        return [t for b in ds.as_numpy_iterator() for t in b[0]["text"].tolist()]
+
+    a = from_csv(path, shuffle=True, seed=3, batch_size=8)
+    b = from_csv(path, shuffle=True, seed=3, batch_size=8)
+    first = order(a)
+    assert first == order(b)
+    assert sorted(first) == sorted(r[1].encode() for r in rows)
+    assert order(a) != first  # a new order every epoch
+
+
+def test_validation_file_uses_training_class_names(folder):
+    root, _ = folder
+    _, info = from_csv(_write_csv(root / "train.csv", ROWS), with_info=True)
+    val = from_csv(_write_csv(root / "val.csv", ROWS[:2]), class_names=info.class_names, batch_size=2)
+    assert next(iter(val))[1].numpy().tolist() == [info.class_names.index("red"), info.class_names.index("blue")]
+    with pytest.raises(DataError, match=r"val2\.csv, row 2 \(line 3\): label 'green' is not one of the 4"):
+        from_csv(_write_csv(root / "val2.csv", [ROWS[0], ("img/1.png", "q", "green")]),
+                 class_names=info.class_names)
+
+
+def test_missing_image_names_file_and_row(folder):
+    root, _ = folder
+    rows = ROWS[:2] + [("img/nope.png", "where?", "red")]
+    with pytest.raises(DataError, match=r"m\.csv, row 3 \(line 4\): image file not found: .*nope\.png") as e:
+        from_csv(_write_csv(root / "m.csv", rows))
+    assert e.value.row == 3 and e.value.path.endswith("m.csv")
+
+
+@pytest.mark.parametrize("content", [b"", b"not an image at all", "truncate"], ids=["empty", "text", "truncated"])
+def test_corrupt_image_names_file_and_row(folder, content):
+    root, _ = folder
+    good = (root / "img" / "0.png").read_bytes()
+    (root / "img" / "bad.png").write_bytes(good[: len(good) // 2] if content == "truncate" else content)
+    rows = [ROWS[0], ("img/bad.png", "what?", "red")]
+    with pytest.raises(DataError, match=r"c\.jsonl, row 2 \(line 2\): image file is (corrupt|empty).*bad\.png"):
+        from_jsonl(_write_jsonl(root / "c.jsonl", rows))
+
+
+def test_skip_bad_rows_reports_how_many(folder):
+    root, _ = folder
+    (root / "img" / "bad.png").write_bytes(b"garbage")
+    rows = ROWS + [("img/missing.png", "a", "red"), ("img/bad.png", "b", "red"), ("img/0.png", "c", "")]
+    with pytest.warns(UserWarning, match=r"Skipped 3 of 8 rows of .*s\.csv"):
+        ds, info = from_csv(_write_csv(root / "s.csv", rows), skip_bad_rows=True, batch_size=None,
+                            with_info=True)
+    assert info.num_skipped == 3 and [row for row, _ in info.skipped] == [6, 7, 8]
+    assert "not found" in info.skipped[0][1] and "corrupt" in info.skipped[1][1] and "empty label" in info.skipped[2][1]
+    assert info.num_examples == 5 and len(list(ds)) == 5
+
+
+def test_all_rows_bad_is_an_error(folder):
+    root, _ = folder
+    with pytest.raises(DataError, match="all 1 rows are bad"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from_csv(_write_csv(root / "a.csv", [("img/missing.png", "a", "red")]), skip_bad_rows=True)
+
+
+def test_empty_files(tmp_path):
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match=r"empty\.csv is empty"):
+        from_csv(tmp_path / "empty.csv")
+    with pytest.raises(DataError, match=r"header\.csv has no data rows"):
+        from_csv(_write_csv(tmp_path / "header.csv", []))
+    (tmp_path / "empty.jsonl").write_text("\n\n")
+    with pytest.raises(DataError, match=r"empty\.jsonl has no data rows"):
+        from_jsonl(tmp_path / "empty.jsonl")
+    with pytest.raises(FileNotFoundError, match="nothere.csv"):
+        from_csv(tmp_path / "nothere.csv")
+
+
+def test_missing_columns(folder):
+    root, _ = folder
+    path = _write_csv(root / "cols.csv", [(r[0], r[1], r[2]) for r in ROWS], header=("img", "text", "label"))
+    with pytest.raises(DataError, match=r"cols\.csv has no column 'image'.*\['img', 'text', 'label'\].*image_column"):
+        from_csv(path)
+    jpath = _write_jsonl(root / "cols.jsonl", ROWS, keys=("image", "question", "label"))
+    with pytest.raises(DataError, match=r"cols\.jsonl has no column 'text'.*text_column"):
+        from_jsonl(jpath)
+
+
+def test_bad_jsonl_lines_and_values(folder):
+    root, _ = folder
+    path = root / "b.jsonl"
+    path.write_text(json.dumps(dict(zip(("image", "text", "label"), ROWS[0]))) + "\n\n{not json\n")
+    with pytest.raises(DataError, match=r"b\.jsonl, row 2 \(line 3\): not valid JSON"):
+        from_jsonl(path)
+    path.write_text(json.dumps({"image": "img/0.png", "text": None, "label": "red"}) + "\n")
+    with pytest.raises(DataError, match=r"row 1 \(line 1\): no text"):
+        from_jsonl(path)
+
+
+def test_different_image_sizes_need_image_size(folder):
+    root, _ = folder
+    big = generate_example("vqa", "train", 0, image_size=48)["image"]
+    (root / "img" / "big.png").write_bytes(encode_png(big))
+    path = _write_csv(root / "sizes.csv", [ROWS[0], ("img/big.png", "x", "red")])
+    with pytest.raises(ValueError, match="different sizes.*image_size"):
+        from_csv(path)
+    ds = from_csv(path, image_size=40, batch_size=2)
+    assert next(iter(ds))[0]["image"].shape == (2, 40, 40, 3)
+
+
+def test_check_images_false_needs_image_size_and_checks_existence(folder):
+    root, _ = folder
+    path = _write_csv(root / "f.csv", ROWS + [("img/missing.png", "x", "red")])
+    with pytest.raises(ValueError, match="image_size"):
+        from_csv(path, check_images=False)
+    with pytest.raises(DataError, match="row 6.*not found"):
+        from_csv(path, check_images=False, image_size=32)
+
+
+def test_public_names():
+    for name in ("load", "from_csv", "from_jsonl", "DataInfo", "DataError", "shapes_config", "adapt_vocabulary"):
+        assert hasattr(mmzoo.data, name), name
+    assert os.fspath(DataError("x", path="p").path) == "p"
