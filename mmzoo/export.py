@@ -75,27 +75,30 @@ def _swap_into_place(staging, target):
 
 
 def _input_specs(model):
-    """{input name: (kind, shape)} for a model whose inputs are images (H, W, 3) and/or strings."""
+    """{input name: (kind, batch shape)} for a model taking a dict of images (H, W, 3) and/or scalar strings."""
+    structure = model.input if getattr(model, "_inputs_struct", None) is not None else None
+    if not isinstance(structure, dict):
+        raise ValueError(
+            "export_model serves functional models whose inputs are a dict of images (H, W, 3) and scalar "
+            f"strings, such as mmzoo.build_model() returns. Received: inputs {structure!r}"
+        )
     specs = {}
-    for layer in model.layers:
-        if not isinstance(layer, keras.layers.InputLayer):
-            continue
-        shape, dtype = tuple(layer.batch_shape), layer.dtype
+    for name, tensor in structure.items():
+        shape, dtype = tuple(tensor.shape), tensor.dtype
         if dtype == "string" and len(shape) == 1:
-            specs[layer.name] = ("text", shape)
+            specs[name] = ("text", shape)
         elif len(shape) == 4 and shape[-1] == 3 and None not in shape[1:]:
-            specs[layer.name] = ("image", shape)
+            specs[name] = ("image", shape)
         else:
             raise ValueError(
                 "export_model serves models whose inputs are images (H, W, 3) and scalar strings. "
-                f"Received: input '{layer.name}' with shape {shape} and dtype {dtype}"
+                f"Received: input '{name}' with shape {shape} and dtype {dtype}"
             )
     return specs
 
 
 def _build_archive(model, specs):
     class_names = find_class_names(model)
-    names = list(specs)
 
     def outputs(inputs):
         logits = model(inputs, training=False)
@@ -105,32 +108,29 @@ def _build_archive(model, specs):
             result["label"] = tf.gather(tf.constant(class_names), tf.argmax(probabilities, axis=-1))
         return result
 
-    def serve(*args):
-        inputs = dict(zip(names, args))
-        for name in names:
-            if specs[name][0] == "image":
-                inputs[name] = tf.cast(inputs[name], tf.float32)
-        return outputs(inputs)
+    def serve(inputs):
+        return outputs(
+            {name: tf.cast(value, tf.float32) if specs[name][0] == "image" else value for name, value in inputs.items()}
+        )
 
-    def serve_image_bytes(*args):
-        inputs = dict(zip(names, args))
-        for name in names:
-            if specs[name][0] == "image":
-                inputs[name] = _decode_images(inputs[name], specs[name][1][1:3])
-        return outputs(inputs)
+    def serve_image_bytes(inputs):
+        decoded = {}
+        for name, (kind, shape) in specs.items():
+            decoded[name] = _decode_images(inputs[f"{name}_bytes"], shape[1:3]) if kind == "image" else inputs[name]
+        return outputs(decoded)
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    pixel_signature = [
-        tf.TensorSpec(specs[n][1], tf.uint8, name=n) if specs[n][0] == "image" else tf.TensorSpec([None], tf.string, name=n)
-        for n in names
-    ]
-    archive.add_endpoint(SERVING_DEFAULT, serve, input_signature=pixel_signature)
+    pixel_specs, bytes_specs = {}, {}
+    for name, (kind, shape) in specs.items():
+        if kind == "image":
+            pixel_specs[name] = tf.TensorSpec(shape, tf.uint8, name=name)
+            bytes_specs[f"{name}_bytes"] = tf.TensorSpec([None], tf.string, name=f"{name}_bytes")
+        else:
+            pixel_specs[name] = bytes_specs[name] = tf.TensorSpec([None], tf.string, name=name)
+    archive.add_endpoint(SERVING_DEFAULT, serve, input_signature=[pixel_specs])
     if any(kind == "image" for kind, _ in specs.values()):
-        bytes_signature = [
-            tf.TensorSpec([None], tf.string, name=f"{n}_bytes" if specs[n][0] == "image" else n) for n in names
-        ]
-        archive.add_endpoint(SERVING_IMAGE_BYTES, serve_image_bytes, input_signature=bytes_signature)
+        archive.add_endpoint(SERVING_IMAGE_BYTES, serve_image_bytes, input_signature=[bytes_specs])
     return archive
 
 
