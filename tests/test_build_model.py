@@ -1,0 +1,98 @@
+"""build_model: overrides, a recipe that learns with graph-mode fit, and clear errors for bad arguments."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import mmzoo
+from helpers import VOCABULARY, tiny_overrides
+
+pytestmark = pytest.mark.xdist_group("build_model")
+
+
+def _yes_no_colour_task(n, seed):
+    """'is it red' / 'is it blue' about a red or blue image: the answer needs both image and text."""
+    rng = np.random.default_rng(seed)
+    colours = rng.integers(0, 2, n)
+    asks = rng.integers(0, 2, n)
+    images = rng.integers(0, 40, (n, 32, 32, 3)).astype(np.uint8)
+    images[colours == 0, 8:24, 8:24, 0] = 220
+    images[colours == 1, 8:24, 8:24, 2] = 220
+    texts = np.array(["is it red" if a == 0 else "is it blue" for a in asks], dtype=object)
+    return {"image": images, "text": texts}, (colours == asks).astype(np.int64)
+
+
+def test_small_recipe_learns_a_task_that_needs_both_modalities_with_fit():
+    keras.utils.set_random_seed(0)
+    x, y = _yes_no_colour_task(256, seed=0)
+    model = mmzoo.build_model(
+        "small_cnn_lstm_concat", class_names=["no", "yes"], texts=list(x["text"]), image_size=32, sequence_length=4
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(256, seed=0).batch(32)
+    history = model.fit(dataset, epochs=12, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    x_test, y_test = _yes_no_colour_task(128, seed=1)
+    _, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    assert accuracy > 0.9, history.history
+
+
+def test_overrides_reach_the_model():
+    model = mmzoo.build_model("small_cnn_lstm_concat", **tiny_overrides(sequence_length=5, fusion_units=12, dropout=0.0))
+    assert model.input["image"].shape == (None, 32, 32, 3)
+    assert mmzoo.get_vectorizer(model).get_config()["output_sequence_length"] == 5
+    assert mmzoo.get_vectorizer(model).get_vocabulary()[2:] == VOCABULARY
+    backbone = mmzoo.get_backbone(model)
+    assert backbone.get_layer("head").logits.kernel.shape == (12, 3)
+    assert set(backbone.input) == {"image", "token_ids"}
+
+
+def test_num_classes_follows_class_names_and_describe():
+    model = mmzoo.build_model("small_cnn_lstm_concat", **tiny_overrides(num_classes=None, class_names=["a", "b", "c", "d"]))
+    assert model.output.shape == (None, 4)
+    assert "CPU" in mmzoo.describe_recipe("small_cnn_lstm_concat")
+
+
+def test_register_recipe_adds_a_buildable_recipe():
+    @mmzoo.register_recipe
+    def tiny_test_gru_sum():
+        """Small CNN + GRU summed; registered by a test."""
+        return dict(image_tower="small_cnn", text_tower="gru", fusion="sum")
+
+    try:
+        assert "tiny_test_gru_sum" in mmzoo.list_models()
+        assert mmzoo.build_model("tiny_test_gru_sum", **tiny_overrides()).output.shape == (None, 3)
+        with pytest.raises(ValueError, match="already registered"):
+            mmzoo.register_recipe(tiny_test_gru_sum)
+    finally:
+        mmzoo.recipes._RECIPES.pop("tiny_test_gru_sum")
+
+
+@pytest.mark.parametrize(
+    "name, overrides, message",
+    [
+        ("nope", {}, r"Unknown recipe 'nope'. Expected one of: .*resnet50_lstm_concat"),
+        ("small_cnn_lstm_concat", {"colour": 1}, r"Unknown argument\(s\) \['colour'\].*Accepted: image_tower"),
+        ("small_cnn_lstm_concat", {"num_classes": 1, "class_names": None}, "num_classes=1"),
+        ("small_cnn_lstm_concat", {"num_classes": None, "class_names": None}, "Give `num_classes` or `class_names`"),
+        ("small_cnn_lstm_concat", {"class_names": ["a", "b"]}, "one name per class"),
+        ("resnet50_lstm_concat", {"image_size": 16}, r"image_size` must be an integer >= 32.*image_size=16"),
+        ("small_cnn_lstm_concat", {"vocabulary": []}, "at least one token"),
+        ("small_cnn_lstm_concat", {"vocabulary": None}, "Give `vocabulary`"),
+        ("small_cnn_lstm_concat", {"texts": ["a b"]}, "either `vocabulary` or `texts`"),
+        ("small_cnn_lstm_concat", {"fusion": "bilinear"}, r"Unknown fusion 'bilinear'. Expected one of: attention, coattention"),
+        ("small_cnn_lstm_concat", {"image_tower": "vit"}, r"Unknown image tower 'vit'. Expected one of: mobilenet_v3_small"),
+        ("small_cnn_lstm_concat", {"text_tower": "rnn"}, r"Unknown text tower 'rnn'. Expected one of: lstm, bilstm, gru"),
+        ("small_cnn_lstm_concat", {"dropout": 1.5}, "dropout=1.5"),
+        ("small_cnn_lstm_concat", {"sequence_length": 0}, "sequence_length=0"),
+        ("small_cnn_lstm_concat", {"fusion_units": 0}, "units=0"),
+    ],
+)
+def test_bad_arguments_raise_clear_errors(name, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        mmzoo.build_model(name, **tiny_overrides(**overrides))
