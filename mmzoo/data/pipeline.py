@@ -26,7 +26,9 @@ AUTOTUNE = tf.data.AUTOTUNE
 DEFAULT_FEATURE_KEYS = {"image": "image", "text": "text", "label": "label"}
 # `cache="auto"` keeps a split in memory when its decoded, resized images take at most this much.
 CACHE_LIMIT_BYTES = 2 * 1024**3
+# The default shuffle buffer holds the whole split, up to this many examples and this many bytes of pixels.
 MAX_SHUFFLE_BUFFER = 20_000
+SHUFFLE_BUFFER_BYTES = 256 * 1024**2
 
 
 def load(
@@ -67,7 +69,8 @@ def load(
         config: a `tfds.core.BuilderConfig`, e.g. ``mmzoo.data.shapes_config("vqa", num_train=2000)``.
         cache: ``"auto"`` caches decoded, resized examples in memory when they take at most 2 GiB; ``True`` or
             ``False`` force it; a string caches to that file prefix.
-        shuffle_buffer: examples in the shuffle buffer; default the whole split up to 20 000.
+        shuffle_buffer: examples in the shuffle buffer; default the whole split, up to 20 000 examples and
+            256 MiB of pixels (at least 1 000 examples).
         seed: makes shuffling (files and examples) repeatable.
         drop_remainder: drop the last, smaller batch.
         download: run ``download_and_prepare`` first (generates `mmzoo_shapes`; a no-op once prepared).
@@ -114,7 +117,7 @@ def load(
     to_model = functools.partial(
         _to_model_inputs, keys=keys, size=size, channels=image_feature.shape[-1],
         stored=stored, label_table=label_table, name=name)
-    deterministic = True if not shuffle else (True if seed is not None else None)
+    deterministic = True if not shuffle or seed is not None else None  # None: tf.data's default
     ds = ds.map(to_model, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     ds = finish(ds, batch_size=batch_size, shuffle=shuffle, cache=cache, shuffle_buffer=shuffle_buffer,
                 seed=seed, drop_remainder=drop_remainder, num_examples=num_examples, image_size=size)
@@ -132,15 +135,16 @@ def finish(ds: tf.data.Dataset, *, batch_size: int | None, shuffle: bool, cache:
            shuffle_buffer: int | None = None, seed: int | None = None, drop_remainder: bool = False,
            num_examples: int | None = None, image_size: tuple[int, int] = (64, 64)) -> tf.data.Dataset:
     """Cache, shuffle, batch and prefetch a dataset of decoded, resized examples (shared by all loaders)."""
+    per_example = image_size[0] * image_size[1] * 3 + 256  # pixels + text and label, roughly
     if cache == "auto":
-        per_example = image_size[0] * image_size[1] * 3 + 256  # pixels + text and label, roughly
         cache = num_examples is not None and num_examples * per_example <= CACHE_LIMIT_BYTES
     if isinstance(cache, str):
         ds = ds.cache(cache)
     elif cache:
         ds = ds.cache()
     if shuffle:
-        buffer = shuffle_buffer or min(num_examples or MAX_SHUFFLE_BUFFER, MAX_SHUFFLE_BUFFER)
+        buffer = shuffle_buffer or min(num_examples or MAX_SHUFFLE_BUFFER, MAX_SHUFFLE_BUFFER,
+                                       max(1_000, SHUFFLE_BUFFER_BYTES // per_example))
         ds = ds.shuffle(max(1, buffer), seed=seed, reshuffle_each_iteration=True)
     if batch_size is not None:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE,
