@@ -97,6 +97,8 @@ def test_bad_arguments(data_dir):
         _load(data_dir, feature_keys={"text": "label"})
     with pytest.raises(ValueError, match="image_size"):
         _load(data_dir, image_size=0)
+    with pytest.raises(ValueError, match="either in `name` or with `config`"):
+        mmzoo.data.load("mmzoo_shapes/vqa", config=TINY, data_dir=data_dir)
 
 
 class MmzooTestUserDataset(tfds.core.GeneratorBasedBuilder):

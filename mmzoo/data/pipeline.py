@@ -83,6 +83,9 @@ def load(
     """
     keys = _check_keys(feature_keys, DEFAULT_FEATURE_KEYS)
     size = _as_size(image_size)
+    if config is not None and "/" in name.split(":")[0]:
+        raise ValueError(f"Name a config either in `name` or with `config`, not both. Received: name={name!r}, "
+                         f"config={config.name!r}; use name={name.split('/')[0]!r} with `config`.")
     builder = tfds.builder(name, data_dir=data_dir, config=config) if config is not None else tfds.builder(
         name, data_dir=data_dir)
     if download:
