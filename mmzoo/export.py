@@ -76,7 +76,10 @@ def _swap_into_place(staging, target):
 
 def _input_specs(model):
     """{input name: (kind, batch shape)} for a model taking a dict of images (H, W, 3) and/or scalar strings."""
-    structure = model.input if getattr(model, "_inputs_struct", None) is not None else None
+    try:
+        structure = model.input
+    except (AttributeError, ValueError):  # a subclassed or unbuilt model has no symbolic inputs
+        structure = None
     if not isinstance(structure, dict):
         raise ValueError(
             "export_model serves functional models whose inputs are a dict of images (H, W, 3) and scalar "
