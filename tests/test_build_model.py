@@ -96,3 +96,20 @@ def test_register_recipe_adds_a_buildable_recipe():
 def test_bad_arguments_raise_clear_errors(name, overrides, message):
     with pytest.raises(ValueError, match=message):
         mmzoo.build_model(name, **tiny_overrides(**overrides))
+
+
+@pytest.mark.parametrize("name", ["small_cnn_bilstm_attention", "resnet50_lstm_lowrank"])
+def test_mixed_float16_recipe_trains_with_float32_logits(name):
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        model = mmzoo.build_model(name, **tiny_overrides())
+        model.compile(
+            optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), run_eagerly=True
+        )
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        x, y = _yes_no_colour_task(8, seed=2)
+        logits = model(x, training=False)
+        assert logits.dtype == "float32" and np.all(np.isfinite(keras.ops.convert_to_numpy(logits)))
+        assert np.isfinite(model.train_on_batch(x, y))
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
