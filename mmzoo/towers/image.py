@@ -146,7 +146,7 @@ def small_cnn(
         x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"stage{stage}_conv")(x)
         # momentum 0.9, not Keras' 0.99: runs here are a few hundred steps, and slow moving averages made
         # inference-mode accuracy lag far behind training accuracy.
-        x = keras.layers.BatchNormalization(momentum=0.9, name=f"stage{stage}_bn")(x)
+        x = keras.layers.BatchNormalization(momentum=0.9, synchronized=True, name=f"stage{stage}_bn")(x)
         x = keras.layers.ReLU(name=f"stage{stage}_relu")(x)
         x = keras.layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
     backbone = keras.Model(pixels, x, name=f"{name}_backbone")
