@@ -1,9 +1,176 @@
-"""The `mmzoo` command line. `mmzoo list` shows the registered recipes."""
+"""The `mmzoo` command line.
+
+    mmzoo list                                   # recipes with their towers and fusion
+    mmzoo train                                  # the main job: bundled vqa data, default recipe, export, plot
+    mmzoo evaluate --model runs/<recipe>/model.keras
+    mmzoo export --model runs/<recipe>/model.keras --output saved_models/<name>
+    mmzoo predict --model saved_models/<recipe> --image photo.png --text "what color is the circle?"
+
+`mmzoo train` backs up the training state after every epoch: after an interruption (even `kill -9`) the same
+command continues from the last completed epoch. Bad arguments print one line on stderr and exit with status 2.
+See docs/cli.md.
+"""
 
 import argparse
+import csv
+import json
+import os
 import sys
+import time
 
 from mmzoo.recipes import describe_recipe, get_recipe, list_models
+
+DEFAULT_RECIPE = "small_cnn_lstm_concat"
+DEFAULT_DATASET = "mmzoo_shapes/vqa"
+DEFAULT_EPOCHS = 4
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_IMAGE_SIZE = 64
+DEFAULT_LEARNING_RATE = 1e-3
+DEFAULT_SEED = 0
+OWN_DATA_SUFFIXES = (".csv", ".jsonl")
+
+# Files `mmzoo train` writes under --output-dir.
+BACKUP_DIR = "backup"
+LOG_DIR = "logs"
+CSV_LOG = "training_log.csv"
+PLOT = "training_curves.png"
+KERAS_MODEL = "model.keras"
+
+
+class UsageError(ValueError):
+    """A problem with the command line itself; reported in one line, exit status 2."""
+
+
+# === Parsing ===
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error is one line (`mmzoo train: error: ...`), not usage + message."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _add_data_arguments(parser):
+    parser.add_argument(
+        "--dataset",
+        default=DEFAULT_DATASET,
+        help=f"a TFDS name (default: {DEFAULT_DATASET}, bundled, generated on first use in ~30 s) "
+        "or a .csv/.jsonl file of image paths, texts and labels (see docs/data.md)",
+    )
+    parser.add_argument("--data-dir", default=None, help="TFDS data directory (default: TFDS' own, ~/tensorflow_datasets)")
+    parser.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, help="examples per batch (default: %(default)s)")
+    return parser
+
+
+def build_parser():
+    parser = _Parser(prog="mmzoo", description="Multimodal (image + text) model zoo for Keras.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    listing = commands.add_parser("list", help="list the registered recipes with their towers and fusion")
+    listing.set_defaults(run=_list)
+
+    train = commands.add_parser(
+        "train",
+        help="train a recipe, report test accuracy, export a SavedModel and plot the training curves",
+        description="Train a recipe on the bundled data or your own CSV/JSONL, report test accuracy, save "
+        "<output-dir>/model.keras, export a SavedModel, and write TensorBoard logs, a CSV log and a PNG of the "
+        "training curves. The training state is backed up after every epoch: rerun the same command after an "
+        "interruption to continue from the last completed epoch. With no arguments this is the main job: "
+        f"{DEFAULT_RECIPE} on {DEFAULT_DATASET}.",
+    )
+    train.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe to train, see `mmzoo list` (default: %(default)s)")
+    _add_data_arguments(train)
+    train.add_argument("--val-data", default=None, help="with a .csv/.jsonl --dataset: the validation file")
+    train.add_argument("--test-data", default=None, help="with a .csv/.jsonl --dataset: the test file (default: the validation file)")
+    train.add_argument("--train-split", default="train", help="TFDS split to train on, slices allowed: 'train[:5%%]' (default: %(default)s)")
+    train.add_argument("--val-split", default="validation", help="TFDS validation split (default: %(default)s)")
+    train.add_argument("--test-split", default="test", help="TFDS test split (default: %(default)s)")
+    train.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS, help="epochs (default: %(default)s)")
+    train.add_argument("--image-size", type=_positive_int, default=DEFAULT_IMAGE_SIZE, help="images are resized to this many pixels square (default: %(default)s)")
+    train.add_argument("--learning-rate", type=_positive_float, default=DEFAULT_LEARNING_RATE, help="Adam learning rate (default: %(default)s)")
+    train.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed for weights and data order (default: %(default)s)")
+    train.add_argument("--output-dir", default=None, help="where the backup, logs, model.keras and plot go (default: runs/<recipe>)")
+    export = train.add_mutually_exclusive_group()
+    export.add_argument("--export", default=None, metavar="DIR", help="SavedModel directory; the next free version number is used (default: saved_models/<recipe>)")
+    export.add_argument("--no-export", action="store_true", help="do not export a SavedModel")
+    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch (default: %(default)s)")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="accuracy of a trained model (.keras file or exported SavedModel) on a dataset split",
+        description="Accuracy of a model on a split of a TFDS dataset or on a .csv/.jsonl file. --model is a "
+        ".keras file (as `mmzoo train` saves in its output directory) or an exported SavedModel directory.",
+    )
+    evaluate.add_argument("--model", required=True, help="a .keras file or a SavedModel (version or model) directory")
+    _add_data_arguments(evaluate)
+    evaluate.add_argument("--split", default="test", help="TFDS split (default: %(default)s); ignored for .csv/.jsonl")
+    evaluate.set_defaults(run=_evaluate)
+
+    exporter = commands.add_parser(
+        "export",
+        help="export a .keras model as a SavedModel for serving (TF Serving layout)",
+        description="Export a .keras model (e.g. runs/<recipe>/model.keras) as a SavedModel. --output is a model "
+        "directory (the next free version number is used) or a version directory such as saved_models/vqa/3.",
+    )
+    exporter.add_argument("--model", required=True, help="the .keras file")
+    exporter.add_argument("--output", required=True, help="model directory or version directory")
+    exporter.add_argument("--overwrite", action="store_true", help="replace an existing version directory")
+    exporter.set_defaults(run=_export)
+
+    predict = commands.add_parser(
+        "predict",
+        help="answer one image + text with an exported model; prints the label and its probability",
+        description="Run an exported SavedModel on one image file (JPEG, PNG, GIF or BMP) and one text. Prints "
+        "the predicted label and its probability, tab-separated.",
+    )
+    predict.add_argument("--model", required=True, help="SavedModel version directory, or model directory (highest version)")
+    predict.add_argument("--image", required=True, help="image file (JPEG, PNG, GIF, BMP)")
+    predict.add_argument("--text", required=True, help="the text, e.g. a question")
+    predict.set_defaults(run=_predict)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except (UsageError, ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError) as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"mmzoo {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        hint = " Run the same command again to continue from the last completed epoch." if args.command == "train" else ""
+        print(f"mmzoo {args.command}: interrupted.{hint}", file=sys.stderr)
+        return 130
+
+
+# === list ===
 
 
 def _list(args):
@@ -17,21 +184,380 @@ def _list(args):
     return 0
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(prog="mmzoo", description="Multimodal (image + text) model zoo for Keras.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    listing = commands.add_parser("list", help="list the registered recipes with their towers and fusion")
-    listing.set_defaults(run=_list)
-    return parser
+# === Data ===
 
 
-def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not hasattr(args, "run"):
-        parser.print_help()
-        return 2
-    return args.run(args)
+def _is_own_data(dataset):
+    return dataset.lower().endswith(OWN_DATA_SUFFIXES)
+
+
+def _load_own(path, *, image_size, batch_size, shuffle=False, seed=None, class_names=None, with_info=False):
+    import mmzoo.data
+
+    loader = mmzoo.data.from_jsonl if path.lower().endswith(".jsonl") else mmzoo.data.from_csv
+    return loader(
+        path,
+        image_size=image_size,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        class_names=class_names,
+        with_info=with_info,
+    )
+
+
+def _training_data(args):
+    """(train, validation or None, test or None, DataInfo, where the test accuracy comes from)."""
+    import mmzoo.data
+
+    if _is_own_data(args.dataset):
+        train, info = _load_own(
+            args.dataset, image_size=args.image_size, batch_size=args.batch_size, shuffle=True, seed=args.seed, with_info=True
+        )
+        names = list(info.class_names)
+        val = test = None
+        if args.val_data:
+            val = _load_own(args.val_data, image_size=args.image_size, batch_size=args.batch_size, class_names=names)
+        test_path = args.test_data or args.val_data
+        if args.test_data:
+            test = _load_own(args.test_data, image_size=args.image_size, batch_size=args.batch_size, class_names=names)
+        else:
+            test = val
+        return train, val, test, info, test_path
+    for flag, value in (("--val-data", args.val_data), ("--test-data", args.test_data)):
+        if value:
+            raise UsageError(f"{flag} goes with a .csv/.jsonl --dataset; {args.dataset!r} is a TFDS name (use --val-split/--test-split)")
+    common = dict(batch_size=args.batch_size, image_size=args.image_size, data_dir=args.data_dir)
+    train, info = mmzoo.data.load(args.dataset, args.train_split, seed=args.seed, with_info=True, **common)
+    val = mmzoo.data.load(args.dataset, args.val_split, **common)
+    test = mmzoo.data.load(args.dataset, args.test_split, **common)
+    return train, val, test, info, f"{args.dataset} {args.test_split}"
+
+
+# === train ===
+
+
+def _train(args):
+    import keras
+
+    import mmzoo
+
+    get_recipe(args.recipe)  # unknown recipe: one line, before any data is built
+    for flag in ("val_data", "test_data"):
+        path = getattr(args, flag)
+        if path and not os.path.isfile(path):
+            raise FileNotFoundError(f"--{flag.replace('_', '-')} file not found: {path}")
+    output_dir = args.output_dir or os.path.join("runs", args.recipe)
+    export_dir = None if args.no_export else (args.export or os.path.join("saved_models", args.recipe))
+    started = time.perf_counter()
+
+    keras.utils.set_random_seed(args.seed)
+    train, val, test, info, test_source = _training_data(args)
+    print(
+        f"Training {args.recipe} on {info.name} ({info.num_examples} examples, {info.num_classes} classes, "
+        f"{len(info.vocabulary)} words, {args.image_size} px) for {args.epochs} epochs; writing to {output_dir}"
+    )
+    model = mmzoo.build_model(args.recipe, **info.model_kwargs())
+    model.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),  # the models return logits
+        metrics=["accuracy"],
+    )
+
+    os.makedirs(output_dir, exist_ok=True)
+    backup_dir = os.path.join(output_dir, BACKUP_DIR)
+    csv_path = os.path.join(output_dir, CSV_LOG)
+    resume_epoch = _resume_epoch(backup_dir)
+    if resume_epoch >= args.epochs:
+        # An earlier run was killed after its last epoch's backup but before it finished: nothing left to fit.
+        print(f"Resuming: all {args.epochs} epochs were already completed; finishing the run.")
+    elif resume_epoch:
+        print(f"Resuming from the backup in {backup_dir}: epoch {resume_epoch + 1} of {args.epochs}.")
+    _trim_csv_log(csv_path, resume_epoch)
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        # The CSV row of an epoch is written before its backup: a kill in between repeats that epoch, whose
+        # earlier row `_trim_csv_log` drops on resume, instead of leaving a gap.
+        keras.callbacks.CSVLogger(csv_path, append=True),
+        keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
+    ]
+    tensorboard_note = _tensorboard_callback(callbacks, os.path.join(output_dir, LOG_DIR))
+    if tensorboard_note:
+        print(tensorboard_note)
+
+    model.fit(train, validation_data=val, epochs=args.epochs, callbacks=callbacks, verbose=args.verbose)
+    log = _read_csv_log(csv_path)
+    if log and any(_is_nan(row.get("loss")) for row in log):
+        raise _TrainingFailed(f"the loss became NaN and training stopped; try a smaller --learning-rate (it was {args.learning_rate})")
+
+    model_path = os.path.join(output_dir, KERAS_MODEL)
+    model.save(model_path)
+    accuracy = None
+    if test is not None:
+        results = model.evaluate(test, verbose=0, return_dict=True)
+        accuracy = results["accuracy"]
+        print(f"Test accuracy: {accuracy:.4f} ({test_source}), loss {results['loss']:.4f}")
+    else:
+        print("No test data (give --val-data or --test-data with a .csv/.jsonl dataset); test accuracy not measured.")
+    export_path = mmzoo.export_model(model, export_dir) if export_dir else None
+    plot_path = _plot(log, os.path.join(output_dir, PLOT), title=f"{args.recipe} on {info.name}")
+
+    minutes, seconds = divmod(time.perf_counter() - started, 60)
+    print()
+    print(f"Done in {int(minutes)} min {seconds:.0f} s.")
+    if accuracy is not None:
+        print(f"  test accuracy   {accuracy:.2%}")
+    print(f"  keras model     {model_path}")
+    print(f"  SavedModel      {export_path or '(not exported: --no-export)'}")
+    print(f"  training curves {plot_path or '(not plotted: matplotlib is not installed)'}")
+    print(f"  logs            {csv_path}" + (f", TensorBoard: tensorboard --logdir {os.path.join(output_dir, LOG_DIR)}" if not tensorboard_note else ""))
+    if export_path:
+        print(f'  try it          mmzoo predict --model {export_path} --image IMAGE.png --text "what color is the circle?"')
+    return 0
+
+
+class _TrainingFailed(ValueError):
+    pass
+
+
+def _tensorboard_callback(callbacks, log_dir):
+    """Append a TensorBoard callback; return a one-line note instead if TensorBoard is not installed."""
+    import keras
+
+    try:
+        import tensorboard  # noqa: F401  (tf.summary.scalar needs it; TensorFlow 2.21 does not depend on it)
+    except ImportError:
+        return "TensorBoard logs skipped: the tensorboard package is not installed (pip install tensorboard)."
+    callbacks.append(keras.callbacks.TensorBoard(log_dir, write_graph=False))
+    return None
+
+
+def _resume_epoch(backup_dir):
+    """The epoch BackupAndRestore will continue from (0: fresh start), choosing the files it will load.
+
+    Mirrors its fallback to the previous backup (`double_checkpoint=True`) when the latest weights are unreadable
+    (the process was killed while writing them), and repairs a metadata file cut short by a kill, which Keras
+    itself would fail on.
+    """
+    weights = os.path.join(backup_dir, "latest.weights.h5")
+    metadata = os.path.join(backup_dir, "training_metadata.json")
+    if not os.path.exists(weights) and not os.path.exists(metadata):
+        return 0
+    epoch = _read_epoch(metadata)
+    if not _readable_h5(weights) or epoch is None:
+        if _readable_h5(weights + ".bkp") and _read_epoch(metadata + ".bkp") is not None:
+            import shutil
+
+            shutil.copyfile(weights + ".bkp", weights)
+            shutil.copyfile(metadata + ".bkp", metadata)
+            return _read_epoch(metadata)
+        raise UsageError(
+            f"the training backup in {backup_dir} is damaged and has no usable previous copy; "
+            "delete that directory to start training afresh"
+        )
+    return epoch
+
+
+def _read_epoch(path):
+    try:
+        with open(path) as f:
+            return int(json.load(f)["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _readable_h5(path):
+    if not os.path.exists(path):
+        return False
+    try:
+        import h5py
+
+        with h5py.File(path, "r"):
+            return True
+    except Exception:  # noqa: BLE001  (h5py raises OSError and others on a truncated file)
+        return False
+
+
+def _trim_csv_log(path, resume_epoch):
+    """Keep the rows of epochs before `resume_epoch` (all of them on a fresh start: none)."""
+    if resume_epoch == 0:
+        if os.path.exists(path):
+            os.remove(path)
+        return
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    header, kept = rows[0], []
+    for row in rows[1:]:
+        if len(row) == len(header) and row[0].isdigit() and int(row[0]) < resume_epoch:
+            kept.append(row)
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([header, *kept])
+
+
+def _read_csv_log(path):
+    """The CSV log as a list of {column: float} dicts, one per epoch (the last row of any repeated epoch)."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        by_epoch = {}
+        for row in csv.DictReader(f):
+            try:
+                by_epoch[int(row["epoch"])] = {key: float(value) for key, value in row.items() if value not in ("", None)}
+            except (KeyError, ValueError, TypeError):
+                continue
+    return [by_epoch[epoch] for epoch in sorted(by_epoch)]
+
+
+def _is_nan(value):
+    return value is not None and value != value
+
+
+def _plot(log, path, *, title):
+    """PNG of loss and accuracy per epoch (train and validation); None if matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("Training curves not plotted: matplotlib is not installed (pip install matplotlib).")
+        return None
+    epochs = [int(row["epoch"]) + 1 for row in log]
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, metric in zip(axes, ("loss", "accuracy")):
+        for prefix, label in (("", "train"), ("val_", "validation")):
+            values = [row.get(prefix + metric) for row in log]
+            if any(value is not None for value in values):
+                axis.plot(epochs, values, marker="o", label=label)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(metric)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+# === evaluate ===
+
+
+def _evaluate(args):
+    import numpy as np
+
+    model, kind = _load_any_model(args.model)
+    if kind == "keras":
+        from mmzoo.heads import find_class_names
+
+        image_size = model.input["image"].shape[1]
+        class_names = find_class_names(model)
+    else:
+        image_size = _exported_image_size(model)
+        class_names = None
+    if _is_own_data(args.dataset):
+        data, info = _load_own(
+            args.dataset, image_size=image_size, batch_size=args.batch_size, class_names=class_names, with_info=True
+        )
+        source = args.dataset
+    else:
+        import mmzoo.data
+
+        data, info = mmzoo.data.load(
+            args.dataset, args.split, batch_size=args.batch_size, image_size=image_size, data_dir=args.data_dir, with_info=True
+        )
+        source = f"{args.dataset} {args.split}"
+    correct = total = 0
+    names = np.array(info.class_names)
+    for features, labels in data:
+        labels = labels.numpy()
+        if kind == "keras":
+            predicted = np.argmax(np.asarray(model(features, training=False)), axis=-1)
+            correct += int(np.sum(predicted == labels))
+        else:
+            outputs = model({"image": features["image"].numpy(), "text": features["text"].numpy()})
+            if "label" in outputs:  # compare names: the export's class order need not be the data's
+                correct += int(np.sum(outputs["label"] == names[labels]))
+            else:
+                correct += int(np.sum(np.argmax(outputs["probabilities"], axis=-1) == labels))
+        total += len(labels)
+    accuracy = correct / max(total, 1)
+    print(f"Accuracy: {accuracy:.4f} on {source} ({info.num_examples} examples)")
+    return 0
+
+
+def _load_any_model(path):
+    if os.path.isdir(path):
+        import mmzoo
+
+        return mmzoo.load_exported(path), "exported"
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"model not found: {path}")
+    if not path.endswith(".keras"):
+        raise UsageError(f"--model must be a .keras file or a SavedModel directory. Received: {path}")
+    return _load_keras(path), "keras"
+
+
+def _load_keras(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file not found: {path}")
+    if not path.endswith(".keras"):
+        raise UsageError(f"--model must be a .keras file (as `mmzoo train` saves). Received: {path}")
+    import keras
+
+    import mmzoo  # noqa: F401  (registers mmzoo's layers for deserialization)
+
+    return keras.saving.load_model(path)
+
+
+def _exported_image_size(exported):
+    spec = exported.signatures["serving_default"].structured_input_signature[1].get("image")
+    if spec is None:
+        raise UsageError(f"the SavedModel at {exported.path} has no 'image' input")
+    return int(spec.shape[1])
+
+
+# === export ===
+
+
+def _export(args):
+    import mmzoo
+
+    model = _load_keras(args.model)
+    path = mmzoo.export_model(model, args.output, overwrite=args.overwrite)
+    print(f"Exported {args.model} to {path}")
+    return 0
+
+
+# === predict ===
+
+
+def _predict(args):
+    import numpy as np
+    import tensorflow as tf
+
+    import mmzoo
+
+    if not os.path.isfile(args.image):
+        raise FileNotFoundError(f"image file not found: {args.image}")
+    if not os.path.exists(args.model):
+        raise FileNotFoundError(f"model not found: {args.model}")
+    served = mmzoo.load_exported(args.model)
+    with open(args.image, "rb") as f:
+        encoded = f.read()
+    try:
+        outputs = served.predict_image_bytes({"image_bytes": [encoded], "text": [args.text]})
+    except tf.errors.InvalidArgumentError:
+        raise UsageError(f"{args.image} is not a JPEG, PNG, GIF or BMP image") from None
+    probabilities = outputs["probabilities"][0]
+    best = int(np.argmax(probabilities))
+    label = outputs["label"][0] if "label" in outputs else str(best)
+    print(f"{label}\t{probabilities[best]:.4f}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,202 @@
+"""The `mmzoo` command line: list, train (export, plot, logs, resume after kill -9), predict, evaluate, export,
+and one-line errors with exit status 2."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import mmzoo
+from mmzoo import cli
+
+pytestmark = pytest.mark.xdist_group("cli")
+
+IMAGE_SIZE = 32
+# Small slices keep a training run to seconds; the bundled data is generated on first use (~30 s).
+TINY = ["--train-split", "train[:3%]", "--val-split", "validation[:10%]", "--test-split", "test[:10%]",
+        "--image-size", str(IMAGE_SIZE), "--batch-size", "32", "--verbose", "2"]
+
+
+def _csv_epochs(path):
+    with open(path, newline="") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny `mmzoo train` run, shared by the tests that need a trained model or export."""
+    root = tmp_path_factory.mktemp("cli_train")
+    output_dir, export_dir = root / "run", root / "saved_models" / "tiny"
+    code = cli.main(["train", *TINY, "--epochs", "1", "--output-dir", str(output_dir), "--export", str(export_dir)])
+    assert code == 0
+    return output_dir, export_dir
+
+
+@pytest.fixture(scope="module")
+def test_example():
+    """The first test example at IMAGE_SIZE px: (uint8 image, question)."""
+    import mmzoo.data
+
+    features, _ = next(iter(mmzoo.data.load("mmzoo_shapes/vqa", "test[:1]", batch_size=1, image_size=IMAGE_SIZE)))
+    return features["image"].numpy()[0], features["text"].numpy()[0].decode()
+
+
+def _one_line_error(capsys, code, *expected):
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "error:" in err and "Traceback" not in err
+    for text in expected:
+        assert text in err, err
+    return err
+
+
+def test_list_shows_every_recipe(capsys):
+    assert cli.main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:2] == ["recipe", "image"]
+    assert len(lines) == len(mmzoo.list_models()) + 1
+    for name, line in zip(mmzoo.list_models(), lines[1:]):
+        recipe = mmzoo.get_recipe(name)
+        assert line.split()[:4] == [name, recipe["image_tower"], recipe["text_tower"], recipe["fusion"]]
+        assert mmzoo.describe_recipe(name) in line
+
+
+def test_train_writes_model_export_plot_and_logs(trained, capsys):
+    output_dir, export_dir = trained
+    assert (output_dir / "model.keras").is_file()
+    assert (export_dir / "1" / "saved_model.pb").is_file()
+    assert (output_dir / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert _csv_epochs(output_dir / "training_log.csv") == [0]
+    pytest.importorskip("tensorboard")
+    events = [f for _, _, files in os.walk(output_dir / "logs") for f in files if f.startswith("events.out")]
+    assert events
+    assert not (output_dir / "backup").exists()  # BackupAndRestore removes its backup when training completes
+
+
+def test_predict_prints_the_exports_label_and_probability(trained, test_example, tmp_path, capsys):
+    import tensorflow as tf
+
+    _, export_dir = trained
+    image, question = test_example
+    png = tmp_path / "example.png"
+    png.write_bytes(tf.io.encode_png(image).numpy())
+    expected = mmzoo.load_exported(export_dir)({"image": image[None], "text": [question]})
+    label, probability = expected["label"][0], float(expected["probabilities"][0].max())
+
+    capsys.readouterr()
+    assert cli.main(["predict", "--model", str(export_dir), "--image", str(png), "--text", question]) == 0
+    printed_label, printed_probability = capsys.readouterr().out.strip().split("\t")
+    assert printed_label == label
+    assert float(printed_probability) == pytest.approx(probability, abs=1e-3)
+
+
+def test_evaluate_keras_file_and_export_agree_and_export_command(trained, tmp_path, capsys):
+    output_dir, export_dir = trained
+    capsys.readouterr()
+    args = ["--split", "test[:5%]", "--batch-size", "25"]
+    assert cli.main(["evaluate", "--model", str(output_dir / "model.keras"), *args]) == 0
+    from_keras = capsys.readouterr().out.strip().splitlines()[-1]
+    assert cli.main(["evaluate", "--model", str(export_dir), *args]) == 0
+    from_export = capsys.readouterr().out.strip().splitlines()[-1]
+    assert from_keras.startswith("Accuracy: ") and "(50 examples)" in from_keras
+    assert from_keras == from_export
+
+    target = tmp_path / "exported"
+    assert cli.main(["export", "--model", str(output_dir / "model.keras"), "--output", str(target)]) == 0
+    assert (target / "1" / "saved_model.pb").is_file()
+    capsys.readouterr()
+    code = cli.main(["export", "--model", str(output_dir / "model.keras"), "--output", str(target / "1")])
+    _one_line_error(capsys, code, "already exists")
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["train", "--epochs", "0"], "--epochs"),
+        (["train", "--learning-rate", "fast"], "--learning-rate"),
+        (["train", "--export", "a", "--no-export"], "not allowed with"),
+        (["predict", "--image", "x.png"], "required"),
+        (["bogus"], "invalid choice"),
+    ],
+)
+def test_argparse_errors_are_one_line_with_status_2(argv, expected, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    _one_line_error(capsys, exit_info.value.code, expected)
+
+
+def test_mmzoo_errors_are_one_line_with_status_2(tmp_path, capsys):
+    no_export = ["--no-export", "--output-dir", str(tmp_path / "run")]
+    _one_line_error(capsys, cli.main(["train", "--recipe", "nope", *no_export]), "Unknown recipe 'nope'")
+    _one_line_error(capsys, cli.main(["train", "--dataset", str(tmp_path / "missing.csv"), *no_export]), "missing.csv")
+    _one_line_error(capsys, cli.main(["train", "--val-data", str(tmp_path), *no_export]), "--val-data")
+    image = tmp_path / "not_an_image.png"
+    image.write_text("hello")
+    _one_line_error(capsys, cli.main(["predict", "--model", str(tmp_path / "nothing"), "--image", str(image), "--text", "q"]), "not found")
+    _one_line_error(capsys, cli.main(["evaluate", "--model", str(tmp_path)]), "No SavedModel")
+    _one_line_error(capsys, cli.main(["export", "--model", str(image), "--output", str(tmp_path / "out")]), ".keras")
+
+
+def test_predict_rejects_a_file_that_is_not_an_image(trained, tmp_path, capsys):
+    image = tmp_path / "not_an_image.png"
+    image.write_text("hello")
+    code = cli.main(["predict", "--model", str(trained[1]), "--image", str(image), "--text", "q"])
+    _one_line_error(capsys, code, "not a JPEG, PNG")
+
+
+def _command(tmp_path, epochs):
+    return [sys.executable, "-m", "mmzoo.cli", "train", *TINY, "--epochs", str(epochs),
+            "--output-dir", str(tmp_path / "run"), "--no-export"]
+
+
+def _env():
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_continues_from_the_last_completed_epoch(tmp_path):
+    epochs = 8
+    metadata = tmp_path / "run" / "backup" / "training_metadata.json"
+    log = open(tmp_path / "first.log", "w")
+    process = subprocess.Popen(_command(tmp_path, epochs), stdout=log, stderr=subprocess.STDOUT, env=_env())
+    try:
+        deadline = time.monotonic() + 300
+        while not metadata.exists():
+            assert process.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no backup after 300 s"
+            time.sleep(0.1)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        log.close()
+    time.sleep(0.1)
+    completed = json.loads(metadata.read_text())["epoch"]
+    assert 1 <= completed < epochs
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+    rerun = subprocess.run(_command(tmp_path, epochs), capture_output=True, text=True, env=_env(), timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert f"Resuming from the backup in {tmp_path / 'run' / 'backup'}: epoch {completed + 1} of {epochs}." in rerun.stdout
+    assert f"Epoch {completed + 1}/{epochs}" in rerun.stdout and "Epoch 1/" not in rerun.stdout
+    # Every epoch logged exactly once, the ones before the kill kept.
+    assert _csv_epochs(tmp_path / "run" / "training_log.csv") == list(range(epochs))
+    assert "Test accuracy: " in rerun.stdout
+    assert (tmp_path / "run" / "model.keras").is_file()
+    assert not (tmp_path / "run" / "backup").exists()
+
+
+def test_errors_from_the_command_line_process_have_no_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "mmzoo.cli", "train", "--recipe", "nope", "--no-export",
+                             "--output-dir", str(tmp_path)], capture_output=True, text=True, env=_env(), timeout=300)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("mmzoo train: error: Unknown recipe 'nope'")
