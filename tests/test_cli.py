@@ -162,7 +162,7 @@ def _env():
 
 @pytest.mark.slow
 def test_resume_after_kill_9_continues_from_the_last_completed_epoch(tmp_path):
-    epochs = 8
+    epochs = 5
     metadata = tmp_path / "run" / "backup" / "training_metadata.json"
     log = open(tmp_path / "first.log", "w")
     process = subprocess.Popen(_command(tmp_path, epochs), stdout=log, stderr=subprocess.STDOUT, env=_env())
