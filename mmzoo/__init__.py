@@ -13,23 +13,36 @@ import os
 # it has no effect if TensorFlow was imported before mmzoo.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
-from mmzoo.classifier import build_classifier, get_backbone, get_vectorizer  # noqa: E402
-from mmzoo.export import export_model, load_exported  # noqa: E402
-from mmzoo.recipes import build_model, describe_recipe, get_recipe, list_models, register_recipe  # noqa: E402
-from mmzoo.towers import adapt_vocabulary  # noqa: E402
-
 __version__ = "0.1.0"
 
-__all__ = [
-    "adapt_vocabulary",
-    "build_classifier",
-    "build_model",
-    "describe_recipe",
-    "export_model",
-    "get_backbone",
-    "get_recipe",
-    "get_vectorizer",
-    "list_models",
-    "load_exported",
-    "register_recipe",
-]
+# Public names load on first use (PEP 562), so `import mmzoo` and `mmzoo --help` do not pay for importing
+# TensorFlow, and the flag above is always set before TensorFlow is.
+_PUBLIC = {
+    "adapt_vocabulary": "mmzoo.towers",
+    "build_classifier": "mmzoo.classifier",
+    "build_model": "mmzoo.recipes",
+    "describe_recipe": "mmzoo.recipes",
+    "export_model": "mmzoo.export",
+    "get_backbone": "mmzoo.classifier",
+    "get_recipe": "mmzoo.recipes",
+    "get_vectorizer": "mmzoo.classifier",
+    "list_models": "mmzoo.recipes",
+    "load_exported": "mmzoo.export",
+    "register_recipe": "mmzoo.recipes",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        import importlib
+
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'mmzoo' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_PUBLIC))

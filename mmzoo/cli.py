@@ -18,7 +18,6 @@ import os
 import sys
 import time
 
-from mmzoo.recipes import describe_recipe, get_recipe, list_models
 
 DEFAULT_RECIPE = "small_cnn_lstm_concat"
 DEFAULT_DATASET = "mmzoo_shapes/vqa"
@@ -175,6 +174,8 @@ def main(argv=None):
 
 def _list(args):
     rows = [("recipe", "image tower", "text tower", "fusion", "description")]
+    from mmzoo.recipes import describe_recipe, get_recipe, list_models
+
     for name in list_models():
         recipe = get_recipe(name)
         rows.append((name, recipe["image_tower"], recipe["text_tower"], recipe["fusion"], describe_recipe(name)))
@@ -242,7 +243,7 @@ def _train(args):
 
     import mmzoo
 
-    get_recipe(args.recipe)  # unknown recipe: one line, before any data is built
+    mmzoo.get_recipe(args.recipe)  # unknown recipe: one line, before any data is built
     for flag in ("val_data", "test_data"):
         path = getattr(args, flag)
         if path and not os.path.isfile(path):

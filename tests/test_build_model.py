@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 import mmzoo
+import mmzoo.recipes
 from helpers import VOCABULARY, tiny_overrides
 
 pytestmark = pytest.mark.xdist_group("build_model")

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 import mmzoo
+from mmzoo.fusion import FUSIONS
+from mmzoo.heads import find_class_names
 from helpers import CLASS_NAMES, tiny_batch, tiny_overrides
 
 
@@ -25,7 +27,7 @@ def _logits(model, inputs):
 
 def test_registry_has_every_family():
     fusions = {mmzoo.get_recipe(name)["fusion"] for name in mmzoo.list_models() if name.startswith("resnet50_lstm_")}
-    assert fusions == set(mmzoo.classifier.FUSIONS)
+    assert fusions == set(FUSIONS)
     text_towers = {mmzoo.get_recipe(name)["text_tower"] for name in mmzoo.list_models()}
     assert text_towers == {"lstm", "bilstm", "gru"}
     assert any(mmzoo.get_recipe(name)["image_tower"] == "small_cnn" for name in mmzoo.list_models())
@@ -70,7 +72,7 @@ def test_keras_file_round_trip_is_exact(recipe_model, tmp_path):
     model.save(path)
     reloaded = keras.saving.load_model(path, safe_mode=True)
     np.testing.assert_allclose(_logits(reloaded, inputs), _logits(model, inputs), atol=1e-6)
-    assert mmzoo.heads.find_class_names(reloaded) == CLASS_NAMES
+    assert find_class_names(reloaded) == CLASS_NAMES
 
 
 @pytest.mark.slow
