@@ -8,9 +8,6 @@ from typing import Iterable, Mapping
 
 __all__ = ["DataInfo", "adapt_vocabulary"]
 
-# The standardization the model's TextVectorization uses; the vocabulary must be built with the same one.
-STANDARDIZE = "lower_and_strip_punctuation"
-
 
 @dataclasses.dataclass(frozen=True)
 class DataInfo:
@@ -56,27 +53,11 @@ class DataInfo:
 
 
 def adapt_vocabulary(texts, *, max_tokens: int | None = None) -> tuple[str, ...]:
-    """Vocabulary of `texts` (an iterable of str, or a `tf.data.Dataset` of scalar or batched strings).
+    """Vocabulary of `texts` (an iterable of str, or a `tf.data.Dataset` of scalar or batched strings), as
+    `mmzoo.adapt_vocabulary` (the text tower's) learns it: most frequent first, without special tokens."""
+    from mmzoo.towers.text import adapt_vocabulary as tower_adapt_vocabulary
 
-    Same tokens in the same order as ``TextVectorization(standardize="lower_and_strip_punctuation",
-    max_tokens=max_tokens).adapt(texts)``: most frequent first, without the padding and OOV tokens.
-    """
-    import keras
-    import tensorflow as tf
-
-    # `max_tokens` of TextVectorization counts the two special tokens.
-    layer = keras.layers.TextVectorization(
-        standardize=STANDARDIZE, max_tokens=None if max_tokens is None else max_tokens + 2)
-    if isinstance(texts, tf.data.Dataset):
-        if texts.element_spec.shape.rank == 0:
-            texts = texts.batch(1024)
-        layer.adapt(texts)
-    else:
-        texts = [str(t) for t in texts]
-        if not texts:
-            return ()
-        layer.adapt(tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string)).batch(1024))
-    return tuple(str(token) for token in layer.get_vocabulary(include_special_tokens=False))
+    return tuple(tower_adapt_vocabulary(texts, max_tokens=max_tokens))
 
 
 def _as_size(image_size) -> tuple[int, int] | None:

@@ -14,10 +14,24 @@ STANDARDIZE = "lower_and_strip_punctuation"
 
 
 def adapt_vocabulary(texts, max_tokens=None):
-    """The vocabulary (most frequent first, no special tokens) that `TextVectorization.adapt` learns."""
-    vectorizer = keras.layers.TextVectorization(max_tokens=max_tokens, standardize=STANDARDIZE)
-    vectorizer.adapt(texts)
-    return vectorizer.get_vocabulary(include_special_tokens=False)
+    """The vocabulary `TextVectorization.adapt` learns from `texts`: most frequent first, no special tokens.
+
+    `texts`: an iterable of strings or a `tf.data.Dataset` of scalar or batched strings. `max_tokens` counts
+    real tokens only (TextVectorization's own `max_tokens` also counts '' and '[UNK]').
+    """
+    import tensorflow as tf
+
+    vectorizer = keras.layers.TextVectorization(
+        standardize=STANDARDIZE, max_tokens=None if max_tokens is None else max_tokens + len(SPECIAL_TOKENS)
+    )
+    if isinstance(texts, tf.data.Dataset):
+        vectorizer.adapt(texts.batch(1024) if texts.element_spec.shape.rank == 0 else texts)
+    else:
+        texts = [str(text) for text in texts]
+        if not texts:
+            return []
+        vectorizer.adapt(tf.data.Dataset.from_tensor_slices(tf.constant(texts, tf.string)).batch(1024))
+    return [str(token) for token in vectorizer.get_vocabulary(include_special_tokens=False)]
 
 
 def check_vocabulary(vocabulary):
