@@ -11,11 +11,12 @@ be replicated, DESIGN.md section 4) while the full model, and so its export, sti
 
 import keras
 
-from mmzoo.fusion import FUSIONS, get_fusion
+from mmzoo.fusion import FUSIONS
 from mmzoo.heads import ClassifierHead
 from mmzoo.towers import adapt_vocabulary, apply_text_tower, build_image_tower, build_text_vectorizer
 
 BACKBONE_NAME = "backbone"
+FUSION_NAME = "fusion"
 VECTORIZER_NAME = "text_vectorizer"
 
 
@@ -43,55 +44,80 @@ def build_classifier(
 ):
     """Assemble image tower + text tower + fusion + head into a functional model.
 
+    Leave out one tower (`image_tower=None` or `text_tower=None`, with `fusion=None`) for a single-modality
+    classifier, e.g. the student of cross-modal distillation; its inputs are then only `"image"` or `"text"`.
+
     Give the vocabulary (a list of tokens) or `texts` to adapt one from (at most `max_tokens` entries).
     `num_classes` may be left out when `class_names` is given. `fusion_options` passes family-specific
     arguments to the fusion layer (e.g. `{"num_heads": 4}` or `{"rank": 8}`).
     """
     num_classes = _resolve_num_classes(num_classes, class_names)
-    vocabulary = _resolve_vocabulary(vocabulary, texts, max_tokens)
-    if fusion not in FUSIONS:
+    if image_tower is None and text_tower is None:
+        raise ValueError("Give an `image_tower`, a `text_tower` or both. Received: image_tower=None, text_tower=None")
+    two_towers = image_tower is not None and text_tower is not None
+    if two_towers and fusion not in FUSIONS:
         raise ValueError(
             f"Unknown fusion '{fusion}'. Expected one of: {', '.join(sorted(FUSIONS))}. Received: fusion={fusion!r}"
         )
+    if not two_towers and fusion is not None:
+        raise ValueError(
+            "A single-tower classifier has nothing to fuse; leave `fusion` as None. "
+            f"Received: image_tower={image_tower!r}, text_tower={text_tower!r}, fusion={fusion!r}"
+        )
+    if text_tower is not None:
+        vocabulary = _resolve_vocabulary(vocabulary, texts, max_tokens)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
-    mode = "tokens" if FUSIONS[fusion].requires_tokens else "pooled"
+    mode = "tokens" if two_towers and FUSIONS[fusion].requires_tokens else "pooled"
 
     # === Layers ===
-    vectorizer = build_text_vectorizer(vocabulary, sequence_length, name=VECTORIZER_NAME)
-    image_encoder = build_image_tower(
-        image_tower,
-        image_size=image_size,
-        output=mode,
-        weights=image_weights,
-        trainable_stages=trainable_stages,
-        name=f"{image_tower}_tower",
-    )
-    fusion_layer = get_fusion(fusion, units=fusion_units, **(fusion_options or {}))
     head = ClassifierHead(num_classes, class_names=class_names, hidden_units=head_hidden_units, dropout=dropout, name="head")
+    if two_towers:
+        joint = FUSIONS[fusion](units=fusion_units, name=FUSION_NAME, **(fusion_options or {}))
+    else:
+        # One modality: a projection plays the fusion's part, so every classifier has an embedding of width
+        # `fusion_units` in front of its head (what feature distillation matches).
+        joint = keras.layers.Dense(fusion_units, activation="relu", name=FUSION_NAME)
 
-    # === Backbone: pixels + token ids -> logits ===
-    pixels = keras.Input((image_size, image_size, 3), name="image")
-    token_ids = keras.Input((sequence_length,), dtype="int64", name="token_ids")
-    image_features = image_encoder(pixels)
-    text_features = apply_text_tower(
-        token_ids,
-        kind=text_tower,
-        vocabulary_size=vectorizer.vocabulary_size(),
-        embedding_dim=embedding_dim,
-        units=text_units,
-        output=mode,
-        dropout=dropout,
-        name=f"{text_tower}_tower",
-    )
-    logits = head(fusion_layer([image_features, text_features]))
-    backbone = keras.Model({"image": pixels, "token_ids": token_ids}, logits, name=BACKBONE_NAME)
+    # === Backbone: pixels and/or token ids -> logits ===
+    backbone_inputs, features = {}, []
+    if image_tower is not None:
+        image_encoder = build_image_tower(
+            image_tower,
+            image_size=image_size,
+            output=mode,
+            weights=image_weights,
+            trainable_stages=trainable_stages,
+            name=f"{image_tower}_tower",
+        )
+        backbone_inputs["image"] = keras.Input((image_size, image_size, 3), name="image")
+        features.append(image_encoder(backbone_inputs["image"]))
+    if text_tower is not None:
+        vectorizer = build_text_vectorizer(vocabulary, sequence_length, name=VECTORIZER_NAME)
+        backbone_inputs["token_ids"] = keras.Input((sequence_length,), dtype="int64", name="token_ids")
+        features.append(
+            apply_text_tower(
+                backbone_inputs["token_ids"],
+                kind=text_tower,
+                vocabulary_size=vectorizer.vocabulary_size(),
+                embedding_dim=embedding_dim,
+                units=text_units,
+                output=mode,
+                dropout=dropout,
+                name=f"{text_tower}_tower",
+            )
+        )
+    logits = head(joint(features if two_towers else features[0]))
+    backbone = keras.Model(backbone_inputs, logits, name=BACKBONE_NAME)
 
     # === Functional model on raw inputs ===
-    image = keras.Input((image_size, image_size, 3), name="image")
-    text = keras.Input((), dtype="string", name="text")
-    outputs = backbone({"image": image, "token_ids": vectorizer(text)})
-    return keras.Model({"image": image, "text": text}, outputs, name=name)
+    inputs, backbone_feed = {}, {}
+    if image_tower is not None:
+        inputs["image"] = backbone_feed["image"] = keras.Input((image_size, image_size, 3), name="image")
+    if text_tower is not None:
+        inputs["text"] = keras.Input((), dtype="string", name="text")
+        backbone_feed["token_ids"] = vectorizer(inputs["text"])
+    return keras.Model(inputs, backbone(backbone_feed), name=name)
 
 
 def _resolve_num_classes(num_classes, class_names):
@@ -125,5 +151,13 @@ def get_backbone(model):
 
 
 def get_vectorizer(model):
-    """The classifier's TextVectorization layer (strings -> token ids)."""
+    """The classifier's TextVectorization layer (strings -> token ids); None for an image-only classifier."""
+    if not any(layer.name == VECTORIZER_NAME for layer in model.layers):
+        return None
     return model.get_layer(VECTORIZER_NAME)
+
+
+def get_embedding_model(model):
+    """{"image", "token_ids"} -> the joint embedding in front of the head (the fusion's output), sharing weights."""
+    backbone = get_backbone(model)
+    return keras.Model(backbone.input, backbone.get_layer("head").input, name="embedding")

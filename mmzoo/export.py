@@ -31,7 +31,11 @@ def export_model(model, path, *, overwrite=False):
     Signatures: `serving_default` takes each image input as uint8 `[None, H, W, 3]` and each text input as
     string `[None]` and returns `probabilities` and, when the model carries class names, `label`.
     `serving_image_bytes` takes encoded JPEG/PNG/GIF/BMP bytes (`<name>_bytes`, string `[None]`) instead.
+
+    A trainer (`mmzoo.trainers`) names what it serves in its `inference_model` (the classifier, the student);
+    only that is exported, never the training wrapper.
     """
+    model = getattr(model, "inference_model", model)
     if not isinstance(model, keras.Model):
         raise ValueError(f"`model` must be a keras.Model. Received: model={model!r}")
     specs = _input_specs(model)

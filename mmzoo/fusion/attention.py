@@ -86,6 +86,7 @@ class CrossAttentionFusion(_TokenAttentionFusion):
     Both inputs must be tokens `(batch, steps, dim)`. Both are projected to `units`; then
     `y = LayerNorm(t + MHA(query=t, key=value=i))`, `out = dropout(masked_mean(y, text_mask))`.
     Padded image tokens are excluded as keys; padded text tokens are excluded from the pool.
+    `call(..., return_tokens=True)` returns `y` itself, `(batch, text_steps, units)`, before pooling.
 
     Args:
         units: model width and output width.
@@ -104,11 +105,13 @@ class CrossAttentionFusion(_TokenAttentionFusion):
         self.output_dropout.build((image_shape[0], self.units))
         self.built = True
 
-    def call(self, inputs, mask=None, training=None):
+    def call(self, inputs, mask=None, training=None, return_tokens=False):
         image, text, image_mask, text_mask = self._project(inputs, mask)
         text = self._attend(
             self.text_to_image_attention, self.text_to_image_norm, text, image, image_mask, training
         )
+        if return_tokens:  # per-text-token fused features, e.g. for masked-token prediction
+            return text
         pooled = masked_mean(text, text_mask, dtype=self.compute_dtype)
         return self.output_dropout(pooled, training=training)
 
@@ -121,6 +124,7 @@ class CoAttentionFusion(_TokenAttentionFusion):
     `y_t = LayerNorm(t + MHA(t -> i))`, `y_i = LayerNorm(i + MHA(i -> t))`,
     `out = dropout(activation(W [masked_mean(y_t); masked_mean(y_i)] + b))`.
     Padded tokens of either modality are excluded as keys and from the pools.
+    `call(..., return_tokens=True)` returns `y_t`, `(batch, text_steps, units)`, before pooling.
 
     Args:
         units: model width and output width.
@@ -147,11 +151,13 @@ class CoAttentionFusion(_TokenAttentionFusion):
         self.output_dropout.build((image_shape[0], self.units))
         self.built = True
 
-    def call(self, inputs, mask=None, training=None):
+    def call(self, inputs, mask=None, training=None, return_tokens=False):
         image, text, image_mask, text_mask = self._project(inputs, mask)
         attended_text = self._attend(
             self.text_to_image_attention, self.text_to_image_norm, text, image, image_mask, training
         )
+        if return_tokens:  # per-text-token fused features, e.g. for masked-token prediction
+            return attended_text
         attended_image = self._attend(
             self.image_to_text_attention, self.image_to_text_norm, image, text, text_mask, training
         )

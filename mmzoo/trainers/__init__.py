@@ -1,0 +1,5 @@
+"""Training objectives as `keras.Model` wrappers used with plain `fit`/`evaluate`.
+
+Each trainer has a custom `train_step`/`test_step` that stays correct under `tf.distribute` and mixed precision
+(see `mmzoo.trainers.base`), and an `inference_model` that `mmzoo.export_model` exports in its place.
+"""
