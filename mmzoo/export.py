@@ -181,6 +181,26 @@ class ExportedModel:
         """Like calling the model, with encoded images under `<name>_bytes` keys."""
         return self._run(SERVING_IMAGE_BYTES, inputs)
 
+    def input_names(self):
+        """Names of the inputs `serving_default` takes, e.g. ("image", "text")."""
+        return tuple(sorted(self.signatures[SERVING_DEFAULT].structured_input_signature[1]))
+
+    def num_classes(self):
+        """Width of the `probabilities` output."""
+        return self.signatures[SERVING_DEFAULT].structured_outputs["probabilities"].shape[-1]
+
+    def serve_tensors(self, inputs):
+        """`probabilities` for a dict of tensors (pixels of any real dtype, strings), in eager or graph code such
+        as a `tf.data` map (where a distillation teacher runs)."""
+        signature = self.signatures[SERVING_DEFAULT]
+        feeds = {}
+        for name, spec in signature.structured_input_signature[1].items():
+            value = inputs[name]
+            if spec.dtype == tf.uint8 and value.dtype != tf.uint8:
+                value = tf.cast(tf.clip_by_value(tf.round(tf.cast(value, tf.float32)), 0.0, 255.0), tf.uint8)
+            feeds[name] = value
+        return signature(**feeds)["probabilities"]
+
     def _run(self, signature_name, inputs):
         if signature_name not in self.signatures:
             raise ValueError(f"{self.path} has no signature '{signature_name}'. It has: {sorted(self.signatures)}")

@@ -3,3 +3,9 @@
 Each trainer has a custom `train_step`/`test_step` that stays correct under `tf.distribute` and mixed precision
 (see `mmzoo.trainers.base`), and an `inference_model` that `mmzoo.export_model` exports in its place.
 """
+
+from mmzoo.trainers.base import Trainer
+from mmzoo.trainers.distill import Distiller
+from mmzoo.trainers.masked import MaskedPretrainer
+
+__all__ = ["Distiller", "MaskedPretrainer", "Trainer"]

@@ -14,6 +14,7 @@ Three rules, each from a measured failure (DESIGN.md section 4):
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -48,26 +49,30 @@ def _sum_over_replicas(value):
 class Trainer(keras.Model):
     """A `keras.Model` that trains other models with its own objective, through plain `fit` and `evaluate`.
 
-    Subclasses implement:
-      * `preprocess(x, y)`: a batch of raw `({"image", "text"}, label)` -> numeric `(x, y)`; runs in tf.data.
+    Subclasses pass `loss_names` (the first is the total, `"loss"`) and implement:
+      * `preprocess(x, y, seed)`: a batch of raw `({"image", "text"}, label)` -> numeric `(x, y)`; runs in tf.data.
       * `compute_losses(x, y, sample_weight, training)`: a dict of replica-scaled scalar losses whose `"loss"` entry
         is the total to minimise; the other entries are reported as metrics.
       * `update_extra_metrics(x, y, outputs)` (optional) and `extra_metrics` for metrics other than losses.
       * `inference_model`: what `mmzoo.export_model(trainer, ...)` exports (the trainer itself never is).
     """
 
-    loss_names = ("loss",)
-
-    def __init__(self, **kwargs):
+    def __init__(self, loss_names=("loss",), seed=None, **kwargs):
         super().__init__(**kwargs)
-        self.loss_trackers = [keras.metrics.Mean(name=name) for name in self.loss_names]
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"`seed` must be None or an integer. Received: seed={seed!r}")
+        # Random choices made in `preprocess` (masks) come from stateless ops seeded per batch from this seed, so
+        # they do not depend on how many replicas or parallel map calls there are.
+        self.seed = int(np.random.randint(0, 2**31 - 1)) if seed is None else seed
+        self.loss_trackers = [keras.metrics.Mean(name=name) for name in loss_names]
 
     # === Data: raw batches in, numbers out, before distribution ===
 
-    def preprocess(self, x, y=None):
+    def preprocess(self, x, y, seed):
+        """One raw batch -> numeric `(x, y)`. `seed`: an int64 [2] tensor for stateless random ops."""
         return x, y
 
-    def _prepare(self, data, argument):
+    def _prepare(self, data, argument, training):
         if data is None:
             return None
         if not isinstance(data, tf.data.Dataset):
@@ -76,24 +81,30 @@ class Trainer(keras.Model):
                 f"(e.g. mmzoo.data.load(...)), so its text can be turned into numbers in the input pipeline. "
                 f"Received: {argument}={type(data).__name__}"
             )
-        return data.map(self._preprocess_element, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+        # Training draws new masks every epoch; evaluation sees the same ones every time.
+        seeds = tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=training).batch(2)
+        return tf.data.Dataset.zip(data, seeds).map(self._preprocess_element, num_parallel_calls=AUTOTUNE).prefetch(
+            AUTOTUNE
+        )
 
-    def _preprocess_element(self, *element):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(element if len(element) > 1 else element[0])
-        x, y = self.preprocess(x, y)
+    def _preprocess_element(self, element, seed):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(element)
+        x, y = self.preprocess(x, y, seed)
         return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
 
     def fit(self, x=None, y=None, validation_data=None, **kwargs):
         if y is not None:
             raise ValueError(f"Give labels inside the dataset `x`, not as `y`. Received: y={type(y).__name__}")
         return super().fit(
-            self._prepare(x, "x"), validation_data=self._prepare(validation_data, "validation_data"), **kwargs
+            self._prepare(x, "x", training=True),
+            validation_data=self._prepare(validation_data, "validation_data", training=False),
+            **kwargs,
         )
 
     def evaluate(self, x=None, y=None, **kwargs):
         if y is not None:
             raise ValueError(f"Give labels inside the dataset `x`, not as `y`. Received: y={type(y).__name__}")
-        return super().evaluate(self._prepare(x, "x"), **kwargs)
+        return super().evaluate(self._prepare(x, "x", training=False), **kwargs)
 
     # === Steps ===
 
