@@ -51,6 +51,8 @@ class Trainer(keras.Model):
 
     Subclasses pass `loss_names` (the first is the total, `"loss"`) and implement:
       * `preprocess(x, y, seed)`: a batch of raw `({"image", "text"}, label)` -> numeric `(x, y)`; runs in tf.data.
+      * `call(x, training)`: the trainer's predictions on preprocessed `x` (Keras traces it to build state under
+        a distribution strategy).
       * `compute_losses(x, y, sample_weight, training)`: a dict of replica-scaled scalar losses whose `"loss"` entry
         is the total to minimise; the other entries are reported as metrics.
       * `update_extra_metrics(x, y, outputs)` (optional) and `extra_metrics` for metrics other than losses.

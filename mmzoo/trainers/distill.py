@@ -121,8 +121,12 @@ class Distiller(Trainer):
 
     # === Losses ===
 
+    def call(self, x, training=False):
+        """The student's logits for preprocessed inputs."""
+        return ops.cast(self.student_backbone(self._student_feed(x), training=training), "float32")
+
     def compute_losses(self, x, y, sample_weight=None, training=False):
-        student_logits = ops.cast(self.student_backbone(self._student_feed(x), training=training), "float32")
+        student_logits = self(x, training=training)
         if self.exported_teacher is not None:
             teacher_logits = x["teacher_logits"]
         else:

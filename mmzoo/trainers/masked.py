@@ -100,20 +100,30 @@ class MaskedPretrainer(Trainer):
             seed=token_seed,
         )
         image = tf.cast(x["image"], tf.float32)
-        targets = {"token_ids": original, "token_mask": chosen}
+        # Masks travel as float32 weights: under a distribution strategy Keras averages a first batch across
+        # replicas to build state, which fails on booleans (no AddN for bool).
+        targets = {"token_ids": original, "token_mask": tf.cast(chosen, tf.float32)}
         if self.region_head is not None:
-            image, targets["region_mask"], targets["region_colors"] = mask_regions(
+            image, region_mask, targets["region_colors"] = mask_regions(
                 image, rate=self.image_mask_rate, grid=self.grid, cell=self.cell, seed=image_seed
             )
+            targets["region_mask"] = tf.cast(region_mask, tf.float32)
         return {"image": image, "token_ids": masked}, targets
 
     # === Losses ===
 
-    def compute_losses(self, x, y, sample_weight=None, training=False):
+    def call(self, x, training=False):
+        """Token logits (batch, steps, vocabulary) for preprocessed `{"image", "token_ids"}`."""
+        return self._predict(x, training)[0]
+
+    def _predict(self, x, training):
         image_tokens, text_tokens = self.features(x, training=training)
         text_mask = ops.greater(x["token_ids"], 0)
         fused = self.fusion([image_tokens, text_tokens], mask=[None, text_mask], training=training, return_tokens=True)
-        logits = self.token_head(fused, training=training)
+        return self.token_head(fused, training=training), image_tokens, text_tokens, text_mask
+
+    def compute_losses(self, x, y, sample_weight=None, training=False):
+        logits, image_tokens, text_tokens, text_mask = self._predict(x, training)
         per_token = keras.losses.sparse_categorical_crossentropy(y["token_ids"], logits, from_logits=True)
         losses = {"token_loss": global_mean(per_token, y["token_mask"])}
         losses["loss"] = losses["token_loss"]
@@ -129,7 +139,7 @@ class MaskedPretrainer(Trainer):
         return [self.token_accuracy]
 
     def update_extra_metrics(self, x, y, outputs):
-        self.token_accuracy.update_state(y["token_ids"], outputs, sample_weight=ops.cast(y["token_mask"], "float32"))
+        self.token_accuracy.update_state(y["token_ids"], outputs, sample_weight=y["token_mask"])
 
     # === After pretraining ===
 

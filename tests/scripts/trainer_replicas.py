@@ -52,5 +52,53 @@ def main(name):
 # === Cases ===
 
 
+def _tiny_dataset(batch_size=8):
+    from helpers import tiny_batch
+
+    x, y = tiny_batch(batch_size=batch_size, seed=0)
+    features = {"image": x["image"], "text": tf.constant(list(x["text"]))}
+    return tf.data.Dataset.from_tensor_slices((features, y)).batch(batch_size)
+
+
+@case
+def masked():
+    import mmzoo
+    from helpers import tiny_overrides
+    from mmzoo.trainers import MaskedPretrainer
+
+    model = mmzoo.build_model("small_cnn_bilstm_attention", **tiny_overrides(dropout=0.0))
+    trainer = MaskedPretrainer(model, mask_rate=0.4, image_mask_rate=0.25, seed=3)
+    return trainer, _tiny_dataset(), lambda t: t.weights
+
+
+@case
+def distill():
+    import mmzoo
+    from helpers import tiny_overrides
+    from mmzoo.trainers import Distiller
+
+    teacher = mmzoo.build_model("small_cnn_lstm_concat", **tiny_overrides(dropout=0.0))
+    student_options = tiny_overrides(dropout=0.0)
+    student_options.pop("image_size")
+    student = mmzoo.build_classifier(image_tower=None, text_tower="gru", fusion=None, **student_options)
+    trainer = Distiller(teacher, student, alpha=0.5, temperature=2.0, feature_weight=0.5)
+    return trainer, _tiny_dataset(), lambda t: t.student.weights + t.feature_projection.weights
+
+
+@case
+def contrastive():
+    from helpers import IMAGE_SIZE, VOCABULARY, tiny_batch
+    from mmzoo.trainers.contrastive import build_dual_encoder
+
+    trainer = build_dual_encoder(
+        vocabulary=VOCABULARY, image_size=IMAGE_SIZE, sequence_length=6, projection_dim=8,
+        embedding_dim=8, text_units=8, temperature=0.5,
+    )
+    x, _ = tiny_batch(batch_size=8, seed=1)
+    texts = [" ".join(VOCABULARY[i:i + 3]) for i in range(8)]  # 8 different captions: 8 distinct positives
+    dataset = tf.data.Dataset.from_tensor_slices({"image": x["image"], "text": texts}).batch(8)
+    return trainer, dataset, lambda t: t.weights
+
+
 if __name__ == "__main__":
     main(sys.argv[1])
