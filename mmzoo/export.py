@@ -1,4 +1,5 @@
-"""SavedModel export for serving: raw pixels (or encoded image bytes) and strings in, probabilities out.
+"""SavedModel export for serving: raw pixels (or encoded image bytes) and strings in, probabilities out, or,
+for a dual encoder, one embedding signature per encoder (for a vector index).
 
 Layout is TF Serving's `<root>/<name>/<version>/`. Every write goes to a hidden temporary directory beside the
 target and is renamed into place only when complete, so a failed or interrupted export never leaves a partial
@@ -19,6 +20,8 @@ from mmzoo.heads import find_class_names
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGE_BYTES = "serving_image_bytes"
+EMBED_PREFIX = "embed_"
+_ENCODER_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 _VERSION = re.compile(r"^[0-9]+$")
 
 
@@ -34,11 +37,22 @@ def export_model(model, path, *, overwrite=False):
 
     A trainer (`mmzoo.trainers`) names what it serves in its `inference_model` (the classifier, the student);
     only that is exported, never the training wrapper.
+
+    `model` may also be a dict of encoders, `{"image": image_encoder, "text": text_encoder}` (what a
+    `DualEncoder`'s `inference_model` is): each takes one image (H, W, 3) or string input and returns one
+    embedding, and gets a signature `embed_<key>` (uint8 pixels or strings under `<key>`, `embedding` out),
+    plus `embed_<key>_bytes` (encoded images under `<key>_bytes`) for an image encoder. `serving_default` is
+    the first of them.
     """
     model = getattr(model, "inference_model", model)
-    if not isinstance(model, keras.Model):
+    if isinstance(model, dict):
+        specs = _encoder_specs(model)
+        models = list(model.values())
+    elif isinstance(model, keras.Model):
+        specs = _input_specs(model)
+        models = [model]
+    else:
         raise ValueError(f"`model` must be a keras.Model. Received: model={model!r}")
-    specs = _input_specs(model)
     target = _version_directory(os.fspath(path))
     if os.path.exists(target) and not overwrite:
         raise FileExistsError(f"Export target {target} already exists; pass overwrite=True to replace it.")
@@ -46,7 +60,7 @@ def export_model(model, path, *, overwrite=False):
     os.makedirs(parent, exist_ok=True)
     staging = os.path.join(parent, f".{os.path.basename(target)}.tmp-{uuid.uuid4().hex}")
     try:
-        with _portable_recurrent_layers(model):
+        with _portable_recurrent_layers(*models):
             _build_archive(model, specs).write_out(staging, verbose=False)
         _swap_into_place(staging, target)
     finally:
@@ -104,7 +118,79 @@ def _input_specs(model):
     return specs
 
 
+def _encoder_specs(encoders):
+    """{key: (kind, batch shape)} for a dict of single-input, single-output encoders."""
+    if not encoders:
+        raise ValueError("`model` is an empty dict; give keras.Model encoders, e.g. {'image': ..., 'text': ...}.")
+    specs = {}
+    for key, encoder in encoders.items():
+        if not isinstance(key, str) or not _ENCODER_KEY.match(key):
+            raise ValueError(f"Encoder names must be lowercase identifiers (they name signatures). Received: {key!r}")
+        if not isinstance(encoder, keras.Model):
+            raise ValueError(f"`model` must be a keras.Model or a dict of them. Received: model[{key!r}]={encoder!r}")
+        try:
+            inputs, outputs = encoder.inputs, encoder.outputs
+        except (AttributeError, ValueError):
+            inputs = outputs = None
+        if not inputs or len(inputs) != 1 or not outputs or len(outputs) != 1:
+            raise ValueError(
+                "Each encoder of a dict export must be a functional model with one input (an image (H, W, 3) or a "
+                f"scalar string) and one output. Received: model[{key!r}] with inputs {inputs!r}"
+            )
+        shape, dtype = tuple(inputs[0].shape), inputs[0].dtype
+        if dtype == "string" and len(shape) == 1:
+            specs[key] = ("text", shape)
+        elif len(shape) == 4 and shape[-1] == 3 and None not in shape[1:]:
+            specs[key] = ("image", shape)
+        else:
+            raise ValueError(
+                "Encoders take an image (H, W, 3) or a scalar string. "
+                f"Received: model[{key!r}] with input shape {shape} and dtype {dtype}"
+            )
+    return specs
+
+
+def _build_encoder_archive(encoders, specs):
+    archive = keras.export.ExportArchive()
+    for key, encoder in encoders.items():
+        archive.track(encoder)
+        kind, shape = specs[key]
+        embed = _embedding_endpoint(encoder, key, kind)
+        if kind == "text":
+            archive.add_endpoint(
+                f"{EMBED_PREFIX}{key}", embed, input_signature=[{key: tf.TensorSpec([None], tf.string, name=key)}]
+            )
+            continue
+        archive.add_endpoint(
+            f"{EMBED_PREFIX}{key}", embed, input_signature=[{key: tf.TensorSpec(shape, tf.uint8, name=key)}]
+        )
+        name = f"{key}_bytes"
+        archive.add_endpoint(
+            f"{EMBED_PREFIX}{name}",
+            _bytes_endpoint(embed, key, shape[1:3]),
+            input_signature=[{name: tf.TensorSpec([None], tf.string, name=name)}],
+        )
+    return archive
+
+
+def _embedding_endpoint(encoder, key, kind):
+    def embed(inputs):
+        value = tf.cast(inputs[key], tf.float32) if kind == "image" else inputs[key]
+        return {"embedding": tf.cast(encoder(value, training=False), tf.float32)}
+
+    return embed
+
+
+def _bytes_endpoint(embed, key, size):
+    def embed_bytes(inputs):
+        return embed({key: _decode_images(inputs[f"{key}_bytes"], size)})
+
+    return embed_bytes
+
+
 def _build_archive(model, specs):
+    if isinstance(model, dict):
+        return _build_encoder_archive(model, specs)
     class_names = find_class_names(model)
 
     def outputs(inputs):
@@ -151,14 +237,15 @@ def _decode_images(encoded, size):
 
 
 @contextlib.contextmanager
-def _portable_recurrent_layers(model):
+def _portable_recurrent_layers(*models):
     """Trace LSTM/GRU with the generic kernel: a graph traced on a GPU would otherwise bake in CudnnRNN ops
     that a CPU-only server cannot run. Same weights, same maths."""
     changed = []
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if getattr(layer, "use_cudnn", False) in ("auto", True):
-            changed.append((layer, layer.use_cudnn))
-            layer.use_cudnn = False
+    for model in models:
+        for layer in model._flatten_layers(include_self=False, recursive=True):
+            if getattr(layer, "use_cudnn", False) in ("auto", True) and all(layer is not seen for seen, _ in changed):
+                changed.append((layer, layer.use_cudnn))
+                layer.use_cudnn = False
     try:
         yield
     finally:
@@ -200,6 +287,27 @@ class ExportedModel:
                 value = tf.cast(tf.clip_by_value(tf.round(tf.cast(value, tf.float32)), 0.0, 255.0), tf.uint8)
             feeds[name] = value
         return signature(**feeds)["probabilities"]
+
+    def embed(self, key, values):
+        """Embeddings from the `embed_<key>` signature of a dual-encoder export, e.g. `embed("text", ["a red
+        circle"])`; `key` may end in `_bytes` for encoded images. Returns float32 numpy [N, dim]."""
+        return self._run(f"{EMBED_PREFIX}{key}", {key: values})["embedding"]
+
+    def embed_images(self, images):
+        """Embeddings of images: uint8 (or float, rounded and clipped) pixels [N, H, W, 3]."""
+        return self.embed("image", images)
+
+    def embed_image_bytes(self, encoded):
+        """Embeddings of encoded JPEG/PNG/GIF/BMP images (a list of bytes), resized to the encoder's size."""
+        return self.embed("image_bytes", encoded)
+
+    def embed_texts(self, texts):
+        """Embeddings of texts: a list or array of strings [N]."""
+        return self.embed("text", texts)
+
+    def run(self, signature_name, inputs):
+        """Call any signature with a dict of numpy-like inputs; returns a dict of numpy outputs."""
+        return self._run(signature_name, inputs)
 
     def _run(self, signature_name, inputs):
         if signature_name not in self.signatures:
