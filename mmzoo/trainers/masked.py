@@ -13,6 +13,8 @@ image tokens attending to the text. Losses count masked positions only.
     pretrainer.initialize(other_model)             # or copy them into another classifier of the same recipe
 """
 
+import inspect
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -271,14 +273,19 @@ def _check_classifier(classifier):
             f"Received: classifier={classifier!r}"
         ) from None
     vectorizer = get_vectorizer(classifier)
-    if vectorizer is None or not any(type(fusion) is cls and cls.requires_tokens for cls in FUSIONS.values()):
-        token_fusions = sorted(name for name, cls in FUSIONS.items() if cls.requires_tokens)
+    if vectorizer is None or not _returns_tokens(type(fusion)):
+        token_fusions = sorted(name for name, cls in FUSIONS.items() if _returns_tokens(cls))
         raise ValueError(
             "Masked modelling predicts each text token from its fused features, so `classifier` needs both towers "
             f"and a token-level fusion ({', '.join(token_fusions)}), e.g. recipe 'small_cnn_bilstm_attention'. "
             f"Received: a classifier with fusion {type(fusion).__name__}"
         )
     return backbone, vectorizer, fusion
+
+
+def _returns_tokens(fusion_class):
+    """Whether a fusion can return per-text-token features (`call(..., return_tokens=True)`)."""
+    return "return_tokens" in inspect.signature(fusion_class.call).parameters
 
 
 def _resolve_mask_token(mask_token_id, vectorizer):
