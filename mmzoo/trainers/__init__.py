@@ -5,7 +5,16 @@ Each trainer has a custom `train_step`/`test_step` that stays correct under `tf.
 """
 
 from mmzoo.trainers.base import Trainer
+from mmzoo.trainers.contrastive import DualEncoder, build_dual_encoder, evaluate_retrieval, retrieval_recall
 from mmzoo.trainers.distill import Distiller
 from mmzoo.trainers.masked import MaskedPretrainer
 
-__all__ = ["Distiller", "MaskedPretrainer", "Trainer"]
+__all__ = [
+    "Distiller",
+    "DualEncoder",
+    "MaskedPretrainer",
+    "Trainer",
+    "build_dual_encoder",
+    "evaluate_retrieval",
+    "retrieval_recall",
+]
