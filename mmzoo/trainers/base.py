@@ -106,6 +106,8 @@ class Trainer(keras.Model):
     def evaluate(self, x=None, y=None, **kwargs):
         if y is not None:
             raise ValueError(f"Give labels inside the dataset `x`, not as `y`. Received: y={type(y).__name__}")
+        if kwargs.get("_use_cached_eval_dataset"):  # `fit` validating on the data it already prepared
+            return super().evaluate(x, **kwargs)
         return super().evaluate(self._prepare(x, "x", training=False), **kwargs)
 
     # === Steps ===
