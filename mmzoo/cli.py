@@ -25,7 +25,10 @@ DEFAULT_EPOCHS = 4
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_IMAGE_SIZE = 64
 DEFAULT_LEARNING_RATE = 1e-3
+DEFAULT_SCHEDULE = "cosine"
 DEFAULT_SEED = 0
+STRATEGIES = ("default", "mirrored", "multiworker")
+SCHEDULES = ("cosine", "constant")
 OWN_DATA_SUFFIXES = (".csv", ".jsonl")
 
 # Files `mmzoo train` writes under --output-dir.
@@ -70,6 +73,16 @@ def _positive_float(text):
     return value
 
 
+def _choice(flag, choices):
+    def parse(text):
+        if text not in choices:
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return text
+
+    parse.__name__ = flag.lstrip("-")
+    return parse
+
+
 def _add_data_arguments(parser):
     parser.add_argument(
         "--dataset",
@@ -107,13 +120,26 @@ def build_parser():
     train.add_argument("--test-split", default="test", help="TFDS test split (default: %(default)s)")
     train.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS, help="epochs (default: %(default)s)")
     train.add_argument("--image-size", type=_positive_int, default=DEFAULT_IMAGE_SIZE, help="images are resized to this many pixels square (default: %(default)s)")
-    train.add_argument("--learning-rate", type=_positive_float, default=DEFAULT_LEARNING_RATE, help="Adam learning rate (default: %(default)s)")
+    train.add_argument("--learning-rate", type=_positive_float, default=DEFAULT_LEARNING_RATE, help="Adam learning rate; the peak of the schedule (default: %(default)s)")
+    train.add_argument(
+        "--schedule",
+        type=_choice("--schedule", SCHEDULES),
+        default=DEFAULT_SCHEDULE,
+        help="learning-rate schedule: 'cosine' decays from --learning-rate to 0 over all epochs, 'constant' keeps it (default: %(default)s)",
+    )
     train.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed for weights and data order (default: %(default)s)")
     train.add_argument("--output-dir", default=None, help="where the backup, logs, model.keras and plot go (default: runs/<recipe>)")
     export = train.add_mutually_exclusive_group()
     export.add_argument("--export", default=None, metavar="DIR", help="SavedModel directory; the next free version number is used (default: saved_models/<recipe>)")
     export.add_argument("--no-export", action="store_true", help="do not export a SavedModel")
     train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras fit verbosity: 0 silent, 1 progress bar, 2 one line per epoch (default: %(default)s)")
+    train.add_argument(
+        "--strategy",
+        type=_choice("--strategy", STRATEGIES),
+        default="default",
+        help="tf.distribute strategy: 'default' (one device), 'mirrored' (all local GPUs, or the CPU), 'multiworker' "
+        "(several machines, each runs the same command with its own TF_CONFIG; see docs/cli.md) (default: %(default)s)",
+    )
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser(
@@ -239,6 +265,21 @@ def _training_data(args):
 
 
 def _train(args):
+    run_training(args)
+    return 0
+
+
+def run_training(args):
+    """`mmzoo train` with parsed `args`; returns the trained full model (raw inputs; shares the backbone's weights).
+
+    The numeric backbone (`mmzoo.get_backbone`) is compiled and fitted inside the strategy's scope on datasets
+    whose text the model's own vectorizer (`mmzoo.get_vectorizer`) turns into token ids in the tf.data pipeline:
+    strings cannot be replicated by tf.distribute (DESIGN.md section 4). Under `--strategy multiworker` every
+    worker runs this; only the chief writes the outputs, the other workers write theirs to a temporary directory
+    that they remove at the end.
+    """
+    # The strategy first: MultiWorkerMirroredStrategy must exist before TensorFlow runs anything.
+    strategy, worker = _make_strategy(args.strategy)
     import keras
 
     import mmzoo
@@ -248,22 +289,40 @@ def _train(args):
         path = getattr(args, flag)
         if path and not os.path.isfile(path):
             raise FileNotFoundError(f"--{flag.replace('_', '-')} file not found: {path}")
-    output_dir = args.output_dir or os.path.join("runs", args.recipe)
+    chief_output_dir = args.output_dir or os.path.join("runs", args.recipe)
     export_dir = None if args.no_export else (args.export or os.path.join("saved_models", args.recipe))
+    output_dir = chief_output_dir
+    if not worker.is_chief:
+        # As Keras' multi-worker guide does: a non-chief worker writes to a directory of its own (its backup lets
+        # it resume too) and deletes what it wrote once training has finished.
+        output_dir = os.path.join(chief_output_dir, f"workertemp_{worker.task_id}")
+        export_dir = None if export_dir is None else os.path.join(output_dir, "export")
+    say = print if worker.is_chief else (lambda *a, **k: None)
     started = time.perf_counter()
 
     keras.utils.set_random_seed(args.seed)
     train, val, test, info, test_source = _training_data(args)
-    print(
+    say(
         f"Training {args.recipe} on {info.name} ({info.num_examples} examples, {info.num_classes} classes, "
-        f"{len(info.vocabulary)} words, {args.image_size} px) for {args.epochs} epochs; writing to {output_dir}"
+        f"{len(info.vocabulary)} words, {args.image_size} px) for {args.epochs} epochs"
+        + (f" with {worker.description}" if args.strategy != "default" else "")
+        + f"; writing to {output_dir}"
     )
-    model = mmzoo.build_model(args.recipe, **info.model_kwargs())
-    model.compile(
-        optimizer=keras.optimizers.Adam(args.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),  # the models return logits
-        metrics=["accuracy"],
-    )
+    if not worker.is_chief:
+        print(f"{worker.description}: training; the chief writes the outputs (this worker's backup: {output_dir})")
+    steps_per_epoch = -(-info.num_examples // args.batch_size) if info.num_examples else None
+    with strategy.scope():
+        model = mmzoo.build_model(args.recipe, **info.model_kwargs())
+        backbone = mmzoo.get_backbone(model)
+        backbone.compile(
+            optimizer=keras.optimizers.Adam(_learning_rate(args, steps_per_epoch)),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),  # the models return logits
+            metrics=["accuracy"],
+        )
+    vectorize = _vectorize_text(mmzoo.get_vectorizer(model), sharded=args.strategy == "multiworker")
+    train, val, test = (None if ds is None else vectorize(ds) for ds in (train, val, test))
+    if args.strategy == "multiworker":
+        _build_for_multiworker(backbone, strategy, train.element_spec)
 
     os.makedirs(output_dir, exist_ok=True)
     backup_dir = os.path.join(output_dir, BACKUP_DIR)
@@ -271,9 +330,9 @@ def _train(args):
     resume_epoch = _resume_epoch(backup_dir)
     if resume_epoch >= args.epochs:
         # An earlier run was killed after its last epoch's backup but before it finished: nothing left to fit.
-        print(f"Resuming: all {args.epochs} epochs were already completed; finishing the run.")
+        say(f"Resuming: all {args.epochs} epochs were already completed; finishing the run.")
     elif resume_epoch:
-        print(f"Resuming from the backup in {backup_dir}: epoch {resume_epoch + 1} of {args.epochs}.")
+        say(f"Resuming from the backup in {backup_dir}: epoch {resume_epoch + 1} of {args.epochs}.")
     _trim_csv_log(csv_path, resume_epoch)
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
@@ -282,25 +341,41 @@ def _train(args):
         keras.callbacks.CSVLogger(csv_path, append=True),
         keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
     ]
-    tensorboard_note = _tensorboard_callback(callbacks, os.path.join(output_dir, LOG_DIR))
-    if tensorboard_note:
-        print(tensorboard_note)
+    tensorboard_note = None
+    if worker.is_chief:
+        tensorboard_note = _tensorboard_callback(callbacks, os.path.join(output_dir, LOG_DIR))
+        if tensorboard_note:
+            print(tensorboard_note)
 
-    model.fit(train, validation_data=val, epochs=args.epochs, callbacks=callbacks, verbose=args.verbose)
+    backbone.fit(
+        train,
+        validation_data=val,
+        epochs=args.epochs,
+        callbacks=callbacks,
+        verbose=args.verbose if worker.is_chief else 0,
+    )
     log = _read_csv_log(csv_path)
     if log and any(_is_nan(row.get("loss")) for row in log):
         raise _TrainingFailed(f"the loss became NaN and training stopped; try a smaller --learning-rate (it was {args.learning_rate})")
 
-    model_path = os.path.join(output_dir, KERAS_MODEL)
-    model.save(model_path)
+    # Every worker evaluates and saves (evaluation and reading some variables are collective operations that
+    # all workers must join); a non-chief's files go to its temporary directory.
     accuracy = None
     if test is not None:
-        results = model.evaluate(test, verbose=0, return_dict=True)
+        results = backbone.evaluate(test, verbose=0, return_dict=True)
         accuracy = results["accuracy"]
-        print(f"Test accuracy: {accuracy:.4f} ({test_source}), loss {results['loss']:.4f}")
+        say(f"Test accuracy: {accuracy:.4f} ({test_source}), loss {results['loss']:.4f}")
     else:
-        print("No test data (give --val-data or --test-data with a .csv/.jsonl dataset); test accuracy not measured.")
+        say("No test data (give --val-data or --test-data with a .csv/.jsonl dataset); test accuracy not measured.")
+    model_path = os.path.join(output_dir, KERAS_MODEL)
+    model.save(model_path)
     export_path = mmzoo.export_model(model, export_dir) if export_dir else None
+    if not worker.is_chief:
+        import shutil
+
+        shutil.rmtree(output_dir, ignore_errors=True)
+        print(f"{worker.description}: done; removed {output_dir}")
+        return model
     plot_path = _plot(log, os.path.join(output_dir, PLOT), title=f"{args.recipe} on {info.name}")
 
     minutes, seconds = divmod(time.perf_counter() - started, 60)
@@ -314,7 +389,115 @@ def _train(args):
     print(f"  logs            {csv_path}" + (f", TensorBoard: tensorboard --logdir {os.path.join(output_dir, LOG_DIR)}" if not tensorboard_note else ""))
     if export_path:
         print(f'  try it          mmzoo predict --model {export_path} --image IMAGE.png --text "what color is the circle?"')
-    return 0
+    return model
+
+
+def _learning_rate(args, steps_per_epoch):
+    if args.schedule == "constant" or not steps_per_epoch:
+        return args.learning_rate
+    import keras
+
+    # Keyed on the optimizer's step count, which the backup restores: a resumed run continues the same curve.
+    return keras.optimizers.schedules.CosineDecay(args.learning_rate, decay_steps=args.epochs * steps_per_epoch)
+
+
+def _build_for_multiworker(backbone, strategy, element_spec):
+    """Work around two Keras 3.15 failures of fit/evaluate under MultiWorkerMirroredStrategy (instance patches).
+
+    1. The TensorFlow trainer builds the metrics and optimizer from the first distributed batch, which it
+       averages with `strategy.reduce`; MultiWorkerMirroredStrategy reduces one tensor, not a dict of inputs
+       ("Attempt to convert a value ({'image': PerReplica...}) to a Tensor"). Built here from the data's tensor
+       specs, nothing is left for that step, which is skipped.
+    2. It averages each step's logs across workers with `strategy.reduce("MEAN", v, axis=0)`, but the logs are
+       scalars ("Invalid reduction dimension 0 for input with 0 dimensions", tensorflow/tensorflow#72388). The
+       steps here return them with a batch axis of one, which that reduction averages back to a scalar.
+    """
+    from keras import ops
+
+    with strategy.scope():
+        backbone._symbolic_build(data_batch=element_spec)
+    backbone._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+    def with_batch_axis(step):
+        def wrapped(data):
+            logs = step(data)
+            return {key: ops.reshape(value, (1,)) if len(value.shape) == 0 else value for key, value in logs.items()}
+
+        return wrapped
+
+    backbone.train_step = with_batch_axis(backbone.train_step)
+    backbone.test_step = with_batch_axis(backbone.test_step)
+
+
+def _vectorize_text(vectorizer, *, sharded):
+    """A function mapping a dataset of ({"image", "text"}, label) to ({"image", "token_ids"}, label)."""
+    import tensorflow as tf
+
+    def to_token_ids(features, label):
+        return {"image": features["image"], "token_ids": vectorizer(features["text"])}, label
+
+    def vectorize(ds):
+        ds = ds.map(to_token_ids, num_parallel_calls=tf.data.AUTOTUNE)
+        if sharded:
+            # Every worker builds the same, identically seeded pipeline and keeps its share of the batches
+            # (mmzoo_shapes has fewer files than a cluster may have workers, so sharding by file is out).
+            options = tf.data.Options()
+            options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+            ds = ds.with_options(options)
+        return ds
+
+    return vectorize
+
+
+class _Worker:
+    """Where this process stands in a cluster: chief or not, and a name for messages."""
+
+    def __init__(self, is_chief=True, task_type=None, task_id=0, num_workers=1):
+        self.is_chief, self.task_type, self.task_id, self.num_workers = is_chief, task_type, task_id, num_workers
+
+    @property
+    def description(self):
+        if self.task_type is None:
+            return "one process"
+        return f"{self.task_type} {self.task_id} of a {self.num_workers}-worker cluster"
+
+
+def _make_strategy(name):
+    """(tf.distribute strategy, _Worker) for --strategy `name`."""
+    if name == "multiworker":
+        cluster, task_type, task_id = _read_tf_config()
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy(), _Worker()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(), _Worker()
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    # The chief is the "chief" task if the cluster has one, else worker 0 (as in Keras' multi-worker guide).
+    is_chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in cluster)
+    num_workers = sum(len(cluster.get(kind, ())) for kind in ("chief", "worker"))
+    return strategy, _Worker(is_chief, task_type, task_id, num_workers)
+
+
+def _read_tf_config():
+    """(cluster, task type, task index) from the TF_CONFIG environment variable, checked; one-line errors."""
+    text = os.environ.get("TF_CONFIG")
+    example = '\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}\''
+    if not text:
+        raise UsageError(f"--strategy multiworker reads the cluster from the TF_CONFIG environment variable, which is not set; e.g. TF_CONFIG={example}")
+    try:
+        config = json.loads(text)
+        cluster, task = config["cluster"], config["task"]
+        task_type, task_id = task["type"], int(task["index"])
+        workers = cluster[task_type]
+        if not isinstance(workers, list) or not 0 <= task_id < len(workers):
+            raise KeyError("index")
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(
+            f"TF_CONFIG must be JSON with a \"cluster\" of host:port lists and this process's \"task\" (its type and "
+            f"index in that list), e.g. {example}. Received: TF_CONFIG={text!r}"
+        ) from None
+    return cluster, task_type, task_id
 
 
 class _TrainingFailed(ValueError):

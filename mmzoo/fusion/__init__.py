@@ -7,6 +7,7 @@ from mmzoo.fusion.attention import CoAttentionFusion, CrossAttentionFusion
 from mmzoo.fusion.base import FusionLayer, masked_mean
 from mmzoo.fusion.concat import ConcatFusion
 from mmzoo.fusion.elementwise import ProductFusion, SumFusion
+from mmzoo.fusion.film import FiLMFusion
 from mmzoo.fusion.gated import GatedFusion
 from mmzoo.fusion.tensor import LowRankFusion, TensorFusion
 
@@ -19,6 +20,7 @@ FUSIONS = {
     "coattention": CoAttentionFusion,
     "tensor": TensorFusion,
     "lowrank": LowRankFusion,
+    "film": FiLMFusion,
 }
 
 
@@ -44,4 +46,5 @@ __all__ = [
     "CoAttentionFusion",
     "TensorFusion",
     "LowRankFusion",
+    "FiLMFusion",
 ]
