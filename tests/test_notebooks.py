@@ -17,6 +17,7 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     monkeypatch.setenv("MMZOO_SAVED_MODELS", str(tmp_path))
     monkeypatch.setenv("MMZOO_QUICKSTART_EPOCHS", "1")
     monkeypatch.setenv("MMZOO_QUICKSTART_SPLIT", "train[:10%]")
+    monkeypatch.setenv("MMZOO_NOTEBOOK_QUICK", "1")
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
