@@ -4,6 +4,8 @@
     model.fit(dataset)                      # ({"image": uint8 pixels, "text": strings}, labels) -> logits
     mmzoo.export_model(model, "saved_models/vqa/1")
     mmzoo.load_exported("saved_models/vqa/1")({"image": images, "text": questions})
+
+Training objectives beyond labels (masked pretraining, distillation, contrastive retrieval): `mmzoo.trainers`.
 """
 
 import os
@@ -31,13 +33,18 @@ _PUBLIC = {
     "register_recipe": "mmzoo.recipes",
 }
 
+# Subpackages reachable as attributes without their own import: `mmzoo.trainers.Distiller`, `mmzoo.data.load`.
+_SUBPACKAGES = ("data", "trainers")
+
 __all__ = sorted(_PUBLIC)
 
 
 def __getattr__(name):
-    if name in _PUBLIC:
+    if name in _PUBLIC or name in _SUBPACKAGES:
         import importlib
 
+        if name in _SUBPACKAGES:
+            return importlib.import_module(f"mmzoo.{name}")
         value = getattr(importlib.import_module(_PUBLIC[name]), name)
         globals()[name] = value
         return value
