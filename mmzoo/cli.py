@@ -19,12 +19,12 @@ import sys
 import time
 
 
-DEFAULT_RECIPE = "small_cnn_lstm_concat"
+DEFAULT_RECIPE = "coord_cnn_gru_film"
 DEFAULT_DATASET = "mmzoo_shapes/vqa"
-DEFAULT_EPOCHS = 4
-DEFAULT_BATCH_SIZE = 32
+DEFAULT_EPOCHS = 6
+DEFAULT_BATCH_SIZE = 64
 DEFAULT_IMAGE_SIZE = 64
-DEFAULT_LEARNING_RATE = 1e-3
+DEFAULT_LEARNING_RATE = 2e-3
 DEFAULT_SCHEDULE = "cosine"
 DEFAULT_SEED = 0
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -99,7 +99,13 @@ def build_parser():
     parser = _Parser(prog="mmzoo", description="Multimodal (image + text) model zoo for Keras.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    listing = commands.add_parser("list", help="list the registered recipes with their towers and fusion")
+    listing = commands.add_parser(
+        "list",
+        help="list the registered recipes: towers, fusion, parameter count",
+        description="The registered recipes with their image tower, text tower, fusion, number of parameters (for "
+        "the bundled vqa data's 14 classes and 36 words) and description.",
+    )
+    listing.add_argument("--no-params", dest="params", action="store_false", help="skip the parameter counts (no TensorFlow import)")
     listing.set_defaults(run=_list)
 
     train = commands.add_parser(
@@ -198,17 +204,101 @@ def main(argv=None):
 # === list ===
 
 
+# Parameter counts in `mmzoo list` are for the bundled mmzoo_shapes/vqa: 14 answers, 36 words.
+LIST_NUM_CLASSES = 14
+LIST_VOCABULARY_SIZE = 36
+LIST_IMAGE_SIZE = 32  # the towers are convolutional: their parameter count does not depend on the image size
+
+
 def _list(args):
-    rows = [("recipe", "image tower", "text tower", "fusion", "description")]
     from mmzoo.recipes import describe_recipe, get_recipe, list_models
 
-    for name in list_models():
+    names = list_models()
+    counts = _parameter_counts(names) if args.params else {}
+    header = ("recipe", "image tower", "text tower", "fusion") + (("params",) if args.params else ())
+    rows = [header]
+    for name in names:
         recipe = get_recipe(name)
-        rows.append((name, recipe["image_tower"], recipe["text_tower"], recipe["fusion"], describe_recipe(name)))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+        row = (name, str(recipe["image_tower"]), str(recipe["text_tower"]), str(recipe["fusion"]))
+        rows.append(row + ((f"{counts[name]:,}",) if args.params else ()))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for i, row in enumerate(rows):
+        cells = [cell.rjust(width) if j == 4 else cell.ljust(width) for j, (cell, width) in enumerate(zip(row, widths))]
+        print("  ".join(cells) + "  " + ("description" if i == 0 else describe_recipe(row[0])))
+    if args.params:
+        print(f"\nparams: trainable and non-trainable, built for {LIST_NUM_CLASSES} classes and a {LIST_VOCABULARY_SIZE}-word "
+              "vocabulary (the bundled mmzoo_shapes/vqa); the image towers' counts do not depend on the image size.")
     return 0
+
+
+def _parameter_counts(names):
+    """{recipe: number of parameters}, building each distinct image tower only once.
+
+    Building ten ResNet50 graphs would take a minute on a small CPU. Each image tower is built once for its
+    parameter count and output shape (remembered in a cache file, so later listings skip even that); every recipe
+    is then built around a parameter-free stand-in with that output shape (so its fusion sees the real feature
+    width), and the two counts are added.
+    """
+    import keras
+
+    import mmzoo
+    import mmzoo.classifier as classifier
+    from mmzoo.recipes import build_model, get_recipe
+
+    real_builder = classifier.build_image_tower
+    cache_path = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mmzoo", "tower_parameters.json")
+    import hashlib
+
+    import mmzoo.towers.image
+
+    with open(mmzoo.towers.image.__file__, "rb") as f:  # edited towers are counted again
+        source = hashlib.sha1(f.read()).hexdigest()[:12]
+    version = f"mmzoo {mmzoo.__version__}, keras {keras.__version__}, towers {source}, {LIST_IMAGE_SIZE} px"
+    cache = _read_json(cache_path)
+    towers = cache.get(version, {}) if isinstance(cache, dict) else {}  # tower -> [parameters, tokens output shape]
+    known = len(towers)
+
+    def stand_in(tower, *, image_size, output, name, **kwargs):
+        if tower not in towers or kwargs.get("weights") is not None:
+            real = real_builder(tower, image_size=image_size, output="tokens", name=name, **kwargs)
+            towers[tower] = [real.count_params(), list(real.output.shape[1:])]
+        steps, width = towers[tower][1]
+        pixels = keras.Input((image_size, image_size, 3))
+        x = keras.layers.GlobalAveragePooling2D()(pixels)  # (batch, 3) -> (batch, width), no weights
+        x = keras.layers.Reshape((3, 1))(x)
+        x = keras.layers.ZeroPadding1D((0, width - 3))(x)
+        x = keras.layers.Reshape((width,))(x)
+        if output == "tokens":
+            x = keras.layers.RepeatVector(steps)(x)
+        return keras.Model(pixels, x, name=name)
+
+    vocabulary = [f"word{i}" for i in range(LIST_VOCABULARY_SIZE)]
+    counts = {}
+    classifier.build_image_tower = stand_in
+    try:
+        for name in names:
+            model = build_model(name, num_classes=LIST_NUM_CLASSES, vocabulary=vocabulary, image_size=LIST_IMAGE_SIZE)
+            tower = get_recipe(name)["image_tower"]
+            counts[name] = model.count_params() + (towers[tower][0] if tower is not None else 0)
+    finally:
+        classifier.build_image_tower = real_builder
+    if len(towers) > known:
+        try:
+            os.makedirs(os.path.dirname(cache_path), exist_ok=True)
+            with open(cache_path + ".tmp", "w") as f:
+                json.dump({version: towers}, f)
+            os.replace(cache_path + ".tmp", cache_path)
+        except OSError:
+            pass  # a read-only home: count again next time
+    return counts
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
 
 
 # === Data ===

@@ -138,3 +138,19 @@ def small_cnn_bilstm_attention():
     return dict(
         image_tower="small_cnn", text_tower="bilstm", fusion="attention", image_size=64, fusion_units=128, text_units=64, embedding_dim=64
     )
+
+
+@register_recipe
+def coord_cnn_gru_film():
+    """Position-aware small CNN + GRU, the question modulating the image features (FiLM); the CPU main job's model."""
+    return dict(
+        image_tower="coord_cnn",
+        text_tower="gru",
+        fusion="film",
+        image_size=64,
+        sequence_length=16,
+        embedding_dim=64,
+        text_units=64,
+        fusion_units=128,
+        fusion_options={"kernel_size": 3},
+    )

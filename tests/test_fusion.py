@@ -1,5 +1,7 @@
 """Tests for mmzoo.fusion, parametrized over every registered fusion (FUSIONS)."""
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,7 @@ from mmzoo.fusion import FUSIONS, get_fusion
 NAMES = sorted(FUSIONS)
 TOKEN_NAMES = [n for n in NAMES if FUSIONS[n].requires_tokens]
 POOLED_NAMES = [n for n in NAMES if not FUSIONS[n].requires_tokens]
+ATTENTION_NAMES = [n for n in TOKEN_NAMES if "num_heads" in inspect.signature(FUSIONS[n]).parameters]
 
 UNITS = 8
 IMAGE_DIM, TEXT_DIM = 6, 5
@@ -20,7 +23,7 @@ VOCAB = 20
 
 def make(name, **overrides):
     kwargs = {"units": UNITS}
-    if FUSIONS[name].requires_tokens:
+    if "num_heads" in inspect.signature(FUSIONS[name]).parameters:
         kwargs["num_heads"] = 2
     kwargs.update(overrides)
     return get_fusion(name, **kwargs)
@@ -280,8 +283,9 @@ def test_get_fusion_unknown_name_lists_valid_names():
     + [(name, {"units": True}, "units=True") for name in NAMES[:1]]
     + [(name, {"units": 8, "dropout": 1.0}, "dropout=1.0") for name in NAMES]
     + [(name, {"units": 8, "dropout": -0.1}, "dropout=-0.1") for name in NAMES[:1]]
-    + [(name, {"units": 8, "num_heads": 0}, "num_heads=0") for name in TOKEN_NAMES]
-    + [(name, {"units": 8, "key_dim": -2}, "key_dim=-2") for name in TOKEN_NAMES]
+    + [(name, {"units": 8, "num_heads": 0}, "num_heads=0") for name in ATTENTION_NAMES]
+    + [(name, {"units": 8, "key_dim": -2}, "key_dim=-2") for name in ATTENTION_NAMES]
+    + [("film", {"units": 8, "num_blocks": 0}, "num_blocks=0"), ("film", {"units": 8, "kernel_size": 0}, "kernel_size=0")]
     + [("lowrank", {"units": 8, "rank": 0}, "rank=0")]
     + [("tensor", {"units": 8, "projection_dim": 0}, "projection_dim=0")]
     + [(name, {"units": 8, "activation": "nope"}, "activation='nope'") for name in

@@ -12,8 +12,9 @@ from mmzoo.fusion.base import FusionLayer, check_positive_int, masked_mean, zero
 class FiLMFusion(FusionLayer):
     """Feature-wise linear modulation (Perez et al., 2018) of image tokens by the text, then pooling.
 
-    Both inputs must be tokens `(batch, steps, dim)`; the image tokens must come from a square grid
-    (`steps = g * g`, row-major, as the image towers' `output="tokens"` give) when `kernel_size > 1`.
+    Both inputs must be tokens `(batch, steps, dim)`. With `kernel_size > 1` the image tokens must come from a
+    square grid (`steps = g * g`, row-major, as the image towers' `output="tokens"` give) and carry no mask; with
+    the default `kernel_size=1` every block works per token, on any number of (masked) tokens.
     The text tokens are mean-pooled over valid steps into `q`. The image tokens are projected to `units` and go
     through `num_blocks` residual blocks
 
@@ -26,14 +27,13 @@ class FiLMFusion(FusionLayer):
     Args:
         units: width of the modulated features and of the output.
         num_blocks: FiLM residual blocks.
-        kernel_size: spatial size of each block's second convolution on the token grid (1: per token, any
-            number of tokens).
+        kernel_size: spatial size of each block's second convolution on the token grid (default 1: per token).
         dropout: dropout rate on the output.
     """
 
     requires_tokens = True
 
-    def __init__(self, units, num_blocks=2, kernel_size=3, dropout=0.0, **kwargs):
+    def __init__(self, units, num_blocks=2, kernel_size=1, dropout=0.0, **kwargs):
         super().__init__(units=units, dropout=dropout, **kwargs)
         self.num_blocks = check_positive_int(num_blocks, "num_blocks")
         self.kernel_size = check_positive_int(kernel_size, "kernel_size")
@@ -79,6 +79,11 @@ class FiLMFusion(FusionLayer):
 
     def call(self, inputs, mask=None, training=None):
         image, text, image_mask, text_mask = self._unpack(inputs, mask)
+        if image_mask is not None and self.kernel_size > 1:
+            raise ValueError(
+                f"FiLMFusion with kernel_size={self.kernel_size} convolves over the image token grid, so the image "
+                "tokens cannot be masked; use kernel_size=1. Received: an image mask"
+            )
         question = masked_mean(text, text_mask, dtype=self.compute_dtype)
         x = self.image_projection(zero_padding(image, image_mask, self.compute_dtype))
         steps = x.shape[1]

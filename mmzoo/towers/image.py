@@ -202,9 +202,7 @@ def coord_cnn(
     [-1, 1], so a fusion can answer "left of" / "above" questions. `weights`: None or a `.weights.h5` file
     saved from a coord_cnn of the same shape.
     """
-    return _conv_net(
-        "coord_cnn", name, image_size, output, weights, trainable_stages, widths, coordinates=True, pool_last=False
-    )
+    return _conv_net("coord_cnn", name, image_size, output, weights, trainable_stages, widths, coordinates=True)
 
 
 IMAGE_TOWERS = {
