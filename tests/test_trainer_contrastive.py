@@ -244,3 +244,16 @@ def test_export_serves_both_encoders(trained, tmp_path):
     assert retrieval_recall(served.embed_images(images), served.embed_texts(texts)) == ours
     with pytest.raises(ValueError, match="has no signature 'embed_audio'"):
         served.embed("audio", images)
+
+
+def test_config_round_trip():
+    dual = build_dual_encoder(vocabulary=VOCABULARY, temperature=0.05, recall_at=(1, 3), **TINY)
+    clone = DualEncoder.from_config(dual.get_config())
+    assert clone.recall_at == (1, 3) and clone.logit_scale.temperature == 0.05
+    assert [m.name for m in clone.metrics] == [m.name for m in dual.metrics]
+    clone.set_weights(dual.get_weights())
+    images, _ = tiny_batch(batch_size=3)
+    np.testing.assert_allclose(
+        clone.image_encoder(images["image"].astype("float32")), dual.image_encoder(images["image"].astype("float32")), atol=1e-6
+    )
+    np.testing.assert_allclose(clone.text_encoder(tf.constant(TEXTS)), dual.text_encoder(tf.constant(TEXTS)), atol=1e-6)
