@@ -57,15 +57,29 @@ def _one_line_error(capsys, code, *expected):
     return err
 
 
-def test_list_shows_every_recipe(capsys):
+def test_list_shows_every_recipe_with_towers_fusion_and_parameters(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # the tower counts' cache starts empty
     assert cli.main(["list"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:2] == ["recipe", "image"]
-    assert len(lines) == len(mmzoo.list_models()) + 1
-    for name, line in zip(mmzoo.list_models(), lines[1:]):
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert lines[0].split()[:2] == ["recipe", "image"] and "params" in lines[0]
+    rows = lines[1 : 1 + len(mmzoo.list_models())]
+    for name, line in zip(mmzoo.list_models(), rows):
         recipe = mmzoo.get_recipe(name)
         assert line.split()[:4] == [name, recipe["image_tower"], recipe["text_tower"], recipe["fusion"]]
         assert mmzoo.describe_recipe(name) in line
+    # The count is the real model's, for the bundled data's 14 classes and 36 words.
+    vocabulary = [f"w{i}" for i in range(cli.LIST_VOCABULARY_SIZE)]
+    for name in ("small_cnn_lstm_concat", cli.DEFAULT_RECIPE):
+        model = mmzoo.build_model(name, num_classes=cli.LIST_NUM_CLASSES, vocabulary=vocabulary, image_size=32)
+        row = next(line for line in rows if line.startswith(name + " "))
+        assert row.split()[4] == f"{model.count_params():,}"
+    assert (tmp_path / "mmzoo" / "tower_parameters.json").is_file()
+    assert cli.main(["list"]) == 0  # from the cache: the same table
+    assert capsys.readouterr().out == out
+    assert cli.main(["list", "--no-params"]) == 0
+    plain = capsys.readouterr().out.splitlines()
+    assert "params" not in plain[0] and len(plain) == len(mmzoo.list_models()) + 1
 
 
 def test_train_writes_model_export_plot_and_logs(trained, capsys):
@@ -124,6 +138,8 @@ def test_evaluate_keras_file_and_export_agree_and_export_command(trained, tmp_pa
         (["train", "--export", "a", "--no-export"], "not allowed with"),
         (["predict", "--image", "x.png"], "required"),
         (["bogus"], "invalid choice"),
+        (["train", "--strategy", "tpu"], "argument --strategy: expected one of default, mirrored, multiworker, got 'tpu'"),
+        (["train", "--schedule", "step"], "argument --schedule: expected one of cosine, constant, got 'step'"),
     ],
 )
 def test_argparse_errors_are_one_line_with_status_2(argv, expected, capsys):
@@ -149,6 +165,18 @@ def test_predict_rejects_a_file_that_is_not_an_image(trained, tmp_path, capsys):
     image.write_text("hello")
     code = cli.main(["predict", "--model", str(trained[1]), "--image", str(image), "--text", "q"])
     _one_line_error(capsys, code, "not a JPEG, PNG")
+
+
+def test_train_under_mirrored_strategy_exports_the_raw_input_model(tmp_path, capsys):
+    """The backbone is fitted under MirroredStrategy (text vectorized in tf.data); the export takes raw strings."""
+    output_dir, export_dir = tmp_path / "run", tmp_path / "saved_models" / "mirrored"
+    code = cli.main(["train", *TINY, "--train-split", "train[:1%]", "--epochs", "1", "--strategy", "mirrored",
+                     "--schedule", "constant", "--output-dir", str(output_dir), "--export", str(export_dir)])
+    assert code == 0
+    assert "Test accuracy: " in capsys.readouterr().out
+    served = mmzoo.load_exported(str(export_dir))
+    outputs = served({"image": np.zeros((2, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8), "text": ["what color is the circle?", ""]})
+    np.testing.assert_allclose(np.asarray(outputs["probabilities"]).sum(axis=-1), 1.0, rtol=1e-5)
 
 
 def _command(tmp_path, epochs):
