@@ -29,7 +29,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from mmzoo.towers import adapt_vocabulary, apply_text_tower, build_image_tower, build_text_vectorizer
+from mmzoo.classifier import _resolve_vocabulary
+from mmzoo.towers import apply_text_tower, build_image_tower, build_text_vectorizer
 from mmzoo.trainers.base import Trainer
 
 IMAGE_ENCODER_NAME = "image_encoder"
@@ -176,13 +177,6 @@ class DualEncoder(Trainer):
             )
         return {"image": x["image"], "token_ids": self.vectorizer(x["text"])}, y
 
-    def evaluate(self, x=None, y=None, **kwargs):
-        if kwargs.get("_use_cached_eval_dataset"):
-            # `fit`'s validation pass: Keras reuses the iterator it built from the already-preprocessed
-            # `validation_data` and ignores `x`, which must not be preprocessed a second time.
-            return super(Trainer, self).evaluate(x, y, **kwargs)
-        return super().evaluate(x, y, **kwargs)
-
     # === Steps ===
 
     def call(self, inputs, training=False):
@@ -322,7 +316,7 @@ def build_dual_encoder(
         raise ValueError(f"`dropout` must be a number in [0, 1). Received: dropout={dropout!r}")
     check_temperatures(temperature, min_temperature, max_temperature)
     check_recall_at(recall_at)
-    vocabulary = _resolve_vocabulary(vocabulary, texts, max_tokens)
+    vocabulary = list(_resolve_vocabulary(vocabulary, texts, max_tokens))
 
     # === Image encoder: pixels -> unit-norm embedding ===
     tower = build_image_tower(
@@ -511,18 +505,6 @@ def check_recall_at(recall_at):
 def _check_positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-
-
-def _resolve_vocabulary(vocabulary, texts, max_tokens):
-    if vocabulary is not None and texts is not None:
-        raise ValueError("Give either `vocabulary` or `texts` to adapt one from, not both.")
-    if vocabulary is None:
-        if texts is None:
-            raise ValueError("Give `vocabulary` (a list of tokens) or `texts` to adapt one from. Received: vocabulary=None, texts=None")
-        vocabulary = adapt_vocabulary(texts, max_tokens=max_tokens)
-        if not vocabulary:
-            raise ValueError("`texts` produced an empty vocabulary; give some non-empty texts.")
-    return list(vocabulary)
 
 
 def _embedding_dim(model, argument):
