@@ -1,7 +1,10 @@
 """The `mmzoo` command line.
 
-    mmzoo list                                   # recipes with their towers and fusion
+    mmzoo list                                   # recipes with their towers, fusion and parameter count
     mmzoo train                                  # the main job: bundled vqa data, default recipe, export, plot
+    mmzoo train --strategy multiworker           # the same on several machines (TF_CONFIG on each)
+    mmzoo pretrain                               # masked modelling on captions; then mmzoo train --init
+    mmzoo distill --teacher runs/<recipe>/model.keras --student-recipe small_cnn_lstm_concat
     mmzoo evaluate --model runs/<recipe>/model.keras
     mmzoo export --model runs/<recipe>/model.keras --output saved_models/<name>
     mmzoo predict --model saved_models/<recipe> --image photo.png --text "what color is the circle?"
@@ -28,6 +31,9 @@ DEFAULT_LEARNING_RATE = 2e-3
 DEFAULT_SCHEDULE = "cosine"
 DEFAULT_SEED = 0
 STRATEGIES = ("default", "mirrored", "multiworker")
+DEFAULT_PRETRAIN_RECIPE = "small_cnn_bilstm_attention"
+DEFAULT_PRETRAIN_DATASET = "mmzoo_shapes/captions"
+DEFAULT_STUDENT_RECIPE = "small_cnn_lstm_concat"
 SCHEDULES = ("cosine", "constant")
 OWN_DATA_SUFFIXES = (".csv", ".jsonl")
 
@@ -83,6 +89,22 @@ def _choice(flag, choices):
     return parse
 
 
+def _fraction(flag, allow_zero=False, allow_one=False):
+    low, high = ("[0" if allow_zero else "(0"), ("1]" if allow_one else "1)")
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            value = None
+        if value is None or not ((0 <= value if allow_zero else 0 < value) and (value <= 1 if allow_one else value < 1)):
+            raise argparse.ArgumentTypeError(f"expected a number in {low}, {high}, got {text!r}")
+        return value
+
+    parse.__name__ = flag.lstrip("-")
+    return parse
+
+
 def _add_data_arguments(parser):
     parser.add_argument(
         "--dataset",
@@ -105,7 +127,7 @@ def build_parser():
         description="The registered recipes with their image tower, text tower, fusion, number of parameters (for "
         "the bundled vqa data's 14 classes and 36 words) and description.",
     )
-    listing.add_argument("--no-params", dest="params", action="store_false", help="skip the parameter counts (no TensorFlow import)")
+    listing.add_argument("--no-params", dest="params", action="store_false", help="skip the parameter counts")
     listing.set_defaults(run=_list)
 
     train = commands.add_parser(
@@ -146,6 +168,7 @@ def build_parser():
         help="tf.distribute strategy: 'default' (one device), 'mirrored' (all local GPUs, or the CPU), 'multiworker' "
         "(several machines, each runs the same command with its own TF_CONFIG; see docs/cli.md) (default: %(default)s)",
     )
+    train.add_argument("--init", default=None, metavar="MODEL.keras", help="start from the towers and fusion of a model saved by `mmzoo pretrain` (same recipe; its vocabulary is used)")
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser(
@@ -169,6 +192,57 @@ def build_parser():
     exporter.add_argument("--output", required=True, help="model directory or version directory")
     exporter.add_argument("--overwrite", action="store_true", help="replace an existing version directory")
     exporter.set_defaults(run=_export)
+
+    pretrain = commands.add_parser(
+        "pretrain",
+        help="masked modelling: pretrain a recipe's towers and fusion on captions (mmzoo.trainers.MaskedPretrainer)",
+        description="Self-supervised pretraining (mmzoo.trainers.MaskedPretrainer): caption tokens are masked and "
+        "predicted from the text after it attended to the image. Saves <output-dir>/model.keras, a classifier for "
+        "--for-dataset's classes whose towers and fusion are pretrained (its head is not); fine-tune it with "
+        "`mmzoo train --init <output-dir>/model.keras`. The recipe needs a token-level fusion (attention, coattention).",
+    )
+    pretrain.add_argument("--recipe", default=DEFAULT_PRETRAIN_RECIPE, help="recipe to pretrain (default: %(default)s)")
+    pretrain.add_argument("--dataset", default=DEFAULT_PRETRAIN_DATASET, help="TFDS image + caption data (default: %(default)s)")
+    pretrain.add_argument("--for-dataset", default=DEFAULT_DATASET, help="TFDS data the model will be fine-tuned on: its classes, and its words join the vocabulary (default: %(default)s)")
+    pretrain.add_argument("--train-split", default="train", help="split to pretrain on (default: %(default)s)")
+    pretrain.add_argument("--data-dir", default=None, help="TFDS data directory (default: TFDS' own)")
+    pretrain.add_argument("--mask-rate", type=_fraction("--mask-rate"), default=0.15, help="fraction of caption tokens masked and predicted (default: %(default)s)")
+    pretrain.add_argument("--image-mask-rate", type=_fraction("--image-mask-rate", allow_zero=True), default=0.0, help="fraction of image regions blanked and predicted; 0 turns it off (default: %(default)s)")
+    pretrain.add_argument("--epochs", type=_positive_int, default=3, help="epochs (default: %(default)s)")
+    pretrain.add_argument("--batch-size", type=_positive_int, default=32, help="examples per batch (default: %(default)s)")
+    pretrain.add_argument("--image-size", type=_positive_int, default=DEFAULT_IMAGE_SIZE, help="image size in pixels (default: %(default)s)")
+    pretrain.add_argument("--learning-rate", type=_positive_float, default=1e-3, help="Adam learning rate (default: %(default)s)")
+    pretrain.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default: %(default)s)")
+    pretrain.add_argument("--output-dir", default=None, help="where model.keras and the CSV log go (default: runs/pretrain_<recipe>)")
+    pretrain.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras fit verbosity (default: %(default)s)")
+    pretrain.set_defaults(run=_pretrain)
+
+    distill = commands.add_parser(
+        "distill",
+        help="knowledge distillation: train a student recipe from a teacher model (mmzoo.trainers.Distiller)",
+        description="Train a student recipe on labels and on a frozen teacher's softened predictions "
+        "(mmzoo.trainers.Distiller): loss = alpha * CE(labels, student) + (1 - alpha) * T^2 * "
+        "KL(teacher / T || student / T). The teacher is a .keras file (e.g. runs/<recipe>/model.keras) or an exported "
+        "SavedModel. Reports the student's test accuracy, saves <output-dir>/model.keras and exports the student.",
+    )
+    distill.add_argument("--teacher", required=True, help="the teacher: a .keras file or an exported SavedModel directory")
+    distill.add_argument("--student-recipe", default=DEFAULT_STUDENT_RECIPE, help="recipe of the student (default: %(default)s)")
+    distill.add_argument("--alpha", type=_fraction("--alpha", allow_zero=True, allow_one=True), default=0.2, help="weight of the label loss in [0, 1] (default: %(default)s)")
+    distill.add_argument("--temperature", type=_positive_float, default=4.0, help="softening temperature T > 0 (default: %(default)s)")
+    _add_data_arguments(distill)
+    distill.add_argument("--train-split", default="train", help="TFDS split to train on (default: %(default)s)")
+    distill.add_argument("--val-split", default="validation", help="TFDS validation split (default: %(default)s)")
+    distill.add_argument("--test-split", default="test", help="TFDS test split (default: %(default)s)")
+    distill.add_argument("--image-size", type=_positive_int, default=None, help="image size in pixels (default: the teacher's)")
+    distill.add_argument("--epochs", type=_positive_int, default=5, help="epochs (default: %(default)s)")
+    distill.add_argument("--learning-rate", type=_positive_float, default=1e-3, help="Adam learning rate (default: %(default)s)")
+    distill.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default: %(default)s)")
+    distill.add_argument("--output-dir", default=None, help="where model.keras and the CSV log go (default: runs/distill_<student-recipe>)")
+    distill_export = distill.add_mutually_exclusive_group()
+    distill_export.add_argument("--export", default=None, metavar="DIR", help="SavedModel directory for the student (default: saved_models/<student-recipe>_distilled)")
+    distill_export.add_argument("--no-export", action="store_true", help="do not export the student")
+    distill.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras fit verbosity (default: %(default)s)")
+    distill.set_defaults(run=_distill, val_data=None, test_data=None)
 
     predict = commands.add_parser(
         "predict",
@@ -401,8 +475,16 @@ def run_training(args):
     if not worker.is_chief:
         print(f"{worker.description}: training; the chief writes the outputs (this worker's backup: {output_dir})")
     steps_per_epoch = -(-info.num_examples // args.batch_size) if info.num_examples else None
+    init = getattr(args, "init", None)
+    pretrained = _load_keras(init) if init else None
     with strategy.scope():
-        model = mmzoo.build_model(args.recipe, **info.model_kwargs())
+        options = info.model_kwargs()
+        if pretrained is not None:  # token ids must mean the same words as in pretraining
+            options["vocabulary"] = mmzoo.get_vectorizer(pretrained).get_vocabulary(include_special_tokens=False)
+        model = mmzoo.build_model(args.recipe, **options)
+        if pretrained is not None:
+            copied = _copy_pretrained(pretrained, model, init)
+            say(f"Initialized {len(copied)} layers from {init}: {', '.join(copied)}")
         backbone = mmzoo.get_backbone(model)
         backbone.compile(
             optimizer=keras.optimizers.Adam(_learning_rate(args, steps_per_epoch)),
@@ -480,6 +562,26 @@ def run_training(args):
     if export_path:
         print(f'  try it          mmzoo predict --model {export_path} --image IMAGE.png --text "what color is the circle?"')
     return model
+
+
+def _copy_pretrained(source, target, path):
+    """Copy every weighted backbone layer but the head from `source` into `target`, by name; their names."""
+    import mmzoo
+
+    source_backbone, target_backbone = mmzoo.get_backbone(source), mmzoo.get_backbone(target)
+    copied = []
+    for layer in source_backbone.layers:
+        if not layer.weights or layer.name == "head":
+            continue
+        try:
+            twin = target_backbone.get_layer(layer.name)
+        except ValueError:
+            raise UsageError(f"--init {path}: the model has a layer '{layer.name}' that recipe {target.name} lacks; pretrain the same recipe") from None
+        if [w.shape for w in twin.weights] != [w.shape for w in layer.weights]:
+            raise UsageError(f"--init {path}: layer '{layer.name}' has other shapes than in recipe {target.name} (different image size or recipe options?)")
+        twin.set_weights(layer.get_weights())
+        copied.append(layer.name)
+    return copied
 
 
 def _learning_rate(args, steps_per_epoch):
@@ -716,6 +818,90 @@ def _plot(log, path, *, title):
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+# === pretrain ===
+
+
+def _pretrain(args):
+    import keras
+
+    import mmzoo
+    import mmzoo.data
+    from mmzoo.trainers import MaskedPretrainer
+
+    mmzoo.get_recipe(args.recipe)
+    output_dir = args.output_dir or os.path.join("runs", f"pretrain_{args.recipe}")
+    keras.utils.set_random_seed(args.seed)
+    common = dict(image_size=args.image_size, data_dir=args.data_dir)
+    captions, info = mmzoo.data.load(args.dataset, args.train_split, batch_size=args.batch_size, seed=args.seed, with_info=True, **common)
+    _, target = mmzoo.data.load(args.for_dataset, "train", batch_size=args.batch_size, with_info=True, **common)
+    options = target.model_kwargs()  # the fine-tuning data's classes; both datasets' words
+    options["vocabulary"] = list(dict.fromkeys(list(info.vocabulary) + list(target.vocabulary)))
+    model = mmzoo.build_model(args.recipe, **options)
+    pretrainer = MaskedPretrainer(model, mask_rate=args.mask_rate, image_mask_rate=args.image_mask_rate, seed=args.seed)
+    pretrainer.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
+    print(f"Pretraining {args.recipe} on {info.name} {args.train_split} ({info.num_examples} examples) by masked modelling "
+          f"for {args.epochs} epochs; writing to {output_dir}")
+    os.makedirs(output_dir, exist_ok=True)
+    csv_path = os.path.join(output_dir, CSV_LOG)
+    callbacks = [keras.callbacks.TerminateOnNaN(), keras.callbacks.CSVLogger(csv_path)]
+    pretrainer.fit(captions, epochs=args.epochs, callbacks=callbacks, verbose=args.verbose)
+    if any(_is_nan(row.get("loss")) for row in _read_csv_log(csv_path)):
+        raise _TrainingFailed(f"the loss became NaN; try a smaller --learning-rate (it was {args.learning_rate})")
+    model_path = os.path.join(output_dir, KERAS_MODEL)
+    model.save(model_path)
+    print(f"Saved the pretrained {args.recipe} (towers and fusion pretrained, head untrained) to {model_path}")
+    print(f"  fine-tune it    mmzoo train --recipe {args.recipe} --dataset {args.for_dataset} --image-size {args.image_size} --init {model_path}")
+    return 0
+
+
+# === distill ===
+
+
+def _distill(args):
+    import keras
+
+    import mmzoo
+    from mmzoo.trainers import Distiller
+
+    mmzoo.get_recipe(args.student_recipe)
+    teacher, kind = _load_any_model(args.teacher)
+    teacher_size = teacher.input["image"].shape[1] if kind == "keras" and "image" in teacher.input else None
+    if kind == "exported":
+        try:
+            teacher_size = _exported_image_size(teacher)
+        except UsageError:
+            teacher_size = None
+    if args.image_size is None:
+        args.image_size = teacher_size or DEFAULT_IMAGE_SIZE  # the data at the teacher's image size
+    elif teacher_size and args.image_size != teacher_size:
+        raise UsageError(f"--image-size {args.image_size}: the teacher takes {teacher_size} px images; leave --image-size out")
+    output_dir = args.output_dir or os.path.join("runs", f"distill_{args.student_recipe}")
+    export_dir = None if args.no_export else (args.export or os.path.join("saved_models", f"{args.student_recipe}_distilled"))
+    keras.utils.set_random_seed(args.seed)
+    train, val, test, info, test_source = _training_data(args)
+    student = mmzoo.build_model(args.student_recipe, **info.model_kwargs())
+    distiller = Distiller(teacher=teacher if kind == "keras" else args.teacher, student=student, alpha=args.alpha, temperature=args.temperature)
+    distiller.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
+    print(f"Distilling {args.teacher} into {args.student_recipe} on {info.name} ({info.num_examples} examples, "
+          f"{args.image_size} px), alpha {args.alpha}, temperature {args.temperature}, {args.epochs} epochs; writing to {output_dir}")
+    os.makedirs(output_dir, exist_ok=True)
+    csv_path = os.path.join(output_dir, CSV_LOG)
+    callbacks = [keras.callbacks.TerminateOnNaN(), keras.callbacks.CSVLogger(csv_path)]
+    distiller.fit(train, validation_data=val, epochs=args.epochs, callbacks=callbacks, verbose=args.verbose)
+    if any(_is_nan(row.get("loss")) for row in _read_csv_log(csv_path)):
+        raise _TrainingFailed(f"the loss became NaN; try a smaller --learning-rate (it was {args.learning_rate})")
+    student.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    if test is not None:
+        accuracy = student.evaluate(test, verbose=0, return_dict=True)["accuracy"]
+        print(f"Student test accuracy: {accuracy:.4f} ({test_source})")
+    model_path = os.path.join(output_dir, KERAS_MODEL)
+    student.save(model_path)
+    export_path = mmzoo.export_model(student, export_dir) if export_dir else None
+    print(f"  student model   {model_path}")
+    print(f"  SavedModel      {export_path or '(not exported: --no-export)'}")
+    return 0
 
 
 # === evaluate ===

@@ -228,3 +228,37 @@ def test_errors_from_the_command_line_process_have_no_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("mmzoo train: error: Unknown recipe 'nope'")
+
+
+def test_distill_trains_a_student_recipe_from_a_keras_teacher(trained, tmp_path, capsys):
+    output_dir, export_dir = tmp_path / "distill", tmp_path / "saved_models" / "student"
+    code = cli.main(["distill", "--teacher", str(trained[0] / "model.keras"), "--student-recipe", "small_cnn_lstm_concat",
+                     "--alpha", "0.5", "--temperature", "2", *TINY, "--epochs", "1",
+                     "--output-dir", str(output_dir), "--export", str(export_dir)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert f"{IMAGE_SIZE} px), alpha 0.5, temperature 2.0" in out and "Student test accuracy: " in out
+    assert (output_dir / "model.keras").is_file() and (export_dir / "1" / "saved_model.pb").is_file()
+    assert _csv_epochs(output_dir / "training_log.csv") == [0]
+
+
+@pytest.mark.slow
+def test_pretrain_then_train_from_the_pretrained_towers(tmp_path, capsys):
+    """mmzoo pretrain (masked modelling on captions) saves a classifier; mmzoo train --init starts from it."""
+    data = ["--data-dir", str(tmp_path / "tfds")]  # its own small copy: no race with other tests generating data
+    pretrained = tmp_path / "pretrain" / "model.keras"
+    code = cli.main(["pretrain", "--dataset", "mmzoo_shapes/captions", "--for-dataset", "mmzoo_shapes/captions", *data,
+                     "--train-split", "train[:1%]", "--image-size", str(IMAGE_SIZE), "--epochs", "1", "--verbose", "0",
+                     "--output-dir", str(pretrained.parent)])
+    assert code == 0 and pretrained.is_file()
+    assert f"--init {pretrained}" in capsys.readouterr().out
+    code = cli.main(["train", "--recipe", "small_cnn_bilstm_attention", "--dataset", "mmzoo_shapes/captions", *data,
+                     *TINY, "--train-split", "train[:1%]", "--epochs", "1", "--init", str(pretrained),
+                     "--output-dir", str(tmp_path / "run"), "--no-export"])
+    assert code == 0
+    out = capsys.readouterr().out
+    initialized = next(line for line in out.splitlines() if line.startswith("Initialized "))
+    assert f"from {pretrained}: " in initialized and "fusion" in initialized and "head" not in initialized.split(": ")[1]
+    code = cli.main(["train", "--recipe", "small_cnn_lstm_concat", "--dataset", "mmzoo_shapes/captions", *data, *TINY,
+                     "--init", str(pretrained), "--output-dir", str(tmp_path / "other"), "--no-export"])
+    _one_line_error(capsys, code, "--init")
