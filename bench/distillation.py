@@ -43,6 +43,7 @@ def main(argv=None):
     parser.add_argument("--teacher", help="an exported teacher (mmzoo.export_model); default: train one here")
     parser.add_argument("--teacher-recipe", default="small_cnn_bilstm_attention")
     parser.add_argument("--teacher-epochs", type=int, default=5)
+    parser.add_argument("--save-teacher", help="export the teacher trained here to this directory, for reuse")
     parser.add_argument("--student-recipe", default="small_cnn_lstm_concat")
     parser.add_argument("--student-epochs", type=int, default=15)
     parser.add_argument("--fraction", type=int, default=20, help="percent of the vqa training split the student sees")
@@ -69,6 +70,8 @@ def main(argv=None):
         teacher.fit(train, epochs=args.teacher_epochs, verbose=2)
         teacher_accuracy = teacher.evaluate(test, verbose=0, return_dict=True)["accuracy"]
         print(f"teacher test accuracy {teacher_accuracy:.3f}")
+        if args.save_teacher:
+            print("teacher exported to", mmzoo.export_model(teacher, args.save_teacher))
 
     results = {}
     for name, alpha in (("labels_only", 1.0), ("distilled", args.alpha)):
