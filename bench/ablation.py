@@ -88,15 +88,17 @@ def child(args):
         import tensorflow as tf
 
         tf.profiler.experimental.start(args.profile)
-    times = []
+    times, cpu = [], time.process_time()
     for _ in range(args.steps):
         start = time.perf_counter()
         model.train_on_batch(x, y)
         times.append(time.perf_counter() - start)
+    cpu = (time.process_time() - cpu) / args.steps
     if args.profile:
         tf.profiler.experimental.stop()
         print_op_profile(args.profile, args.steps, sum(times), file=sys.stderr)
-    print(json.dumps({"samples_per_s": args.batch_size / statistics.median(times), "load": os.getloadavg()[0]}))
+    print(json.dumps({"samples_per_s": args.batch_size / statistics.median(times), "cpu_s_per_step": cpu,
+                      "load": os.getloadavg()[0]}))
 
 
 def print_op_profile(logdir, steps, seconds, file, top=25):
@@ -149,6 +151,7 @@ def main():
         args.variant = args.child
         return child(args)
     results = {v: [] for v in args.variants}
+    cpu = {v: [] for v in args.variants}
     loads = []
     if args.profile:
         args.runs = 1
@@ -170,16 +173,19 @@ def main():
                 continue
             record = json.loads(out.stdout.strip().splitlines()[-1])
             results[variant].append(record["samples_per_s"])
+            cpu[variant].append(record["cpu_s_per_step"])
             loads.append(record["load"])
-            print(f"{variant}: {record['samples_per_s']:.2f} samples/s (load {record['load']:.2f})", file=sys.stderr)
+            print(f"{variant}: {record['samples_per_s']:.2f} samples/s, {record['cpu_s_per_step']:.2f} CPU s/step "
+                  f"(load {record['load']:.2f})", file=sys.stderr)
     base = statistics.median(results[args.variants[0]])
     print(f"{args.image_size} px, batch {args.batch_size}, {args.steps} timed steps (median step), {args.runs} runs; "
           f"load average {min(loads):.2f}-{max(loads):.2f}")
-    print(f"| variant | median samples/s | runs | vs {args.variants[0]} |")
-    print("|---|---|---|---|")
+    print(f"| variant | median samples/s | runs | vs {args.variants[0]} | CPU s/step (median) |")
+    print("|---|---|---|---|---|")
     for variant, values in results.items():
         median = statistics.median(values)
-        print(f"| {variant} | {median:.2f} | {', '.join(f'{v:.2f}' for v in values)} | {median / base:.2f}x |")
+        print(f"| {variant} | {median:.2f} | {', '.join(f'{v:.2f}' for v in values)} | {median / base:.2f}x | "
+              f"{statistics.median(cpu[variant]):.2f} |")
 
 
 if __name__ == "__main__":

@@ -92,6 +92,8 @@ def child_train(args):
 
         record = {"threads": torch.get_num_threads(), "version": torch.__version__}
     else:
+        if args.system == "mmzoo":
+            import mmzoo  # noqa: F401  (first: it sets TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow is imported)
         import keras
         import tensorflow as tf
 
@@ -155,11 +157,10 @@ def child_peak(args):
 
 def child_serve(args):
     """p50/p99 latency of mmzoo's export (load_exported) vs the in-memory model, calls alternating."""
+    import mmzoo  # first: it sets TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow is imported
     import keras
     import numpy as np
     import tensorflow as tf
-
-    import mmzoo
     from common import build_mmzoo_model, synthetic_batch
 
     keras.utils.set_random_seed(0)
