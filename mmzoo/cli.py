@@ -644,13 +644,14 @@ def _vectorize_text(vectorizer, *, sharded):
 class _Worker:
     """Where this process stands in a cluster: chief or not, and a name for messages."""
 
-    def __init__(self, is_chief=True, task_type=None, task_id=0, num_workers=1):
+    def __init__(self, is_chief=True, task_type=None, task_id=0, num_workers=1, replicas=1):
         self.is_chief, self.task_type, self.task_id, self.num_workers = is_chief, task_type, task_id, num_workers
+        self.replicas = replicas
 
     @property
     def description(self):
         if self.task_type is None:
-            return "one process"
+            return f"MirroredStrategy ({self.replicas} replica{'s' if self.replicas != 1 else ''})"
         return f"{self.task_type} {self.task_id} of a {self.num_workers}-worker cluster"
 
 
@@ -663,7 +664,8 @@ def _make_strategy(name):
     if name == "default":
         return tf.distribute.get_strategy(), _Worker()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy(), _Worker()
+        strategy = tf.distribute.MirroredStrategy()
+        return strategy, _Worker(replicas=strategy.num_replicas_in_sync)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     # The chief is the "chief" task if the cluster has one, else worker 0 (as in Keras' multi-worker guide).
     is_chief = task_type == "chief" or (task_type == "worker" and task_id == 0 and "chief" not in cluster)

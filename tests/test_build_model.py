@@ -87,7 +87,7 @@ def test_register_recipe_adds_a_buildable_recipe():
         ("small_cnn_lstm_concat", {"vocabulary": None}, "Give `vocabulary`"),
         ("small_cnn_lstm_concat", {"texts": ["a b"]}, "either `vocabulary` or `texts`"),
         ("small_cnn_lstm_concat", {"fusion": "bilinear"}, r"Unknown fusion 'bilinear'. Expected one of: attention, coattention"),
-        ("small_cnn_lstm_concat", {"image_tower": "vit"}, r"Unknown image tower 'vit'. Expected one of: mobilenet_v3_small"),
+        ("small_cnn_lstm_concat", {"image_tower": "vit"}, r"Unknown image tower 'vit'. Expected one of: coord_cnn, mobilenet_v3_small"),
         ("small_cnn_lstm_concat", {"text_tower": "rnn"}, r"Unknown text tower 'rnn'. Expected one of: lstm, bilstm, gru"),
         ("small_cnn_lstm_concat", {"dropout": 1.5}, "dropout=1.5"),
         ("small_cnn_lstm_concat", {"sequence_length": 0}, "sequence_length=0"),
