@@ -971,7 +971,7 @@ def _load_keras(path):
         raise UsageError(f"--model must be a .keras file (as `mmzoo train` saves). Received: {path}")
     import keras
 
-    import mmzoo  # noqa: F401  (registers mmzoo's layers for deserialization)
+    import mmzoo.recipes  # noqa: F401  (imports, so registers, every mmzoo layer; `import mmzoo` alone is lazy)
 
     return keras.saving.load_model(path)
 

@@ -130,6 +130,14 @@ def test_evaluate_keras_file_and_export_agree_and_export_command(trained, tmp_pa
     _one_line_error(capsys, code, "already exists")
 
 
+def test_evaluate_a_keras_file_in_a_fresh_process(trained):
+    """A new process has imported none of mmzoo's layers (`import mmzoo` is lazy): loading must register them."""
+    run = subprocess.run([sys.executable, "-m", "mmzoo.cli", "evaluate", "--model", str(trained[0] / "model.keras"),
+                          "--split", "test[:2%]"], capture_output=True, text=True, env=_env(), timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.startswith("Accuracy: ")
+
+
 @pytest.mark.parametrize(
     "argv, expected",
     [
