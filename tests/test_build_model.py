@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import mmzoo
 import mmzoo.recipes
-from helpers import VOCABULARY, tiny_overrides
+from helpers import VOCABULARY, tiny_batch, tiny_overrides
 
 pytestmark = pytest.mark.xdist_group("build_model")
 
@@ -114,3 +114,29 @@ def test_mixed_float16_recipe_trains_with_float32_logits(name):
         assert np.isfinite(model.train_on_batch(x, y))
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
+
+
+def test_single_tower_classifiers_take_only_their_input():
+    options = tiny_overrides(dropout=0.0)
+    text_only = mmzoo.build_classifier(image_tower=None, text_tower="gru", fusion=None, **options)
+    image_only = mmzoo.build_classifier(image_tower="small_cnn", text_tower=None, fusion=None, **options)
+    assert set(text_only.input) == {"text"} and set(image_only.input) == {"image"}
+    assert mmzoo.get_vectorizer(image_only) is None
+    x, _ = tiny_batch(batch_size=3)
+    assert text_only({"text": tf.constant(list(x["text"]))}).shape == (3, 3)
+    assert image_only({"image": tf.constant(x["image"], tf.float32)}).shape == (3, 3)
+    # Every classifier has a joint embedding of width fusion_units in front of its head.
+    assert mmzoo.get_backbone(image_only).get_layer("fusion").units == options["fusion_units"]
+
+
+@pytest.mark.parametrize(
+    "towers, message",
+    [
+        (dict(image_tower=None, text_tower=None, fusion=None), r"Give an `image_tower`, a `text_tower` or both"),
+        (dict(image_tower=None, text_tower="gru", fusion="concat"), r"single-tower classifier has nothing to fuse"),
+        (dict(image_tower="small_cnn", text_tower="gru", fusion=None), r"Unknown fusion 'None'"),
+    ],
+)
+def test_tower_and_fusion_combinations_are_checked(towers, message):
+    with pytest.raises(ValueError, match=message):
+        mmzoo.build_classifier(**towers, **tiny_overrides())
