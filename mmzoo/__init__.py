@@ -30,6 +30,7 @@ _PUBLIC = {
     "get_vectorizer": "mmzoo.classifier",
     "list_models": "mmzoo.recipes",
     "load_exported": "mmzoo.export",
+    "load_model": "mmzoo.classifier",
     "register_recipe": "mmzoo.recipes",
 }
 

@@ -161,3 +161,12 @@ def get_embedding_model(model):
     """{"image", "token_ids"} -> the joint embedding in front of the head (the fusion's output), sharing weights."""
     backbone = get_backbone(model)
     return keras.Model(backbone.input, backbone.get_layer("head").input, name="embedding")
+
+
+def load_model(path, safe_mode=True):
+    """`keras.saving.load_model` for a saved mmzoo classifier (`model.save("m.keras")`).
+
+    Importing this module registers every mmzoo layer (towers, fusion, heads); `import mmzoo` alone is lazy and
+    registers nothing, so a bare `keras.saving.load_model` would not know them.
+    """
+    return keras.saving.load_model(path, safe_mode=safe_mode)

@@ -969,11 +969,9 @@ def _load_keras(path):
         raise FileNotFoundError(f"model file not found: {path}")
     if not path.endswith(".keras"):
         raise UsageError(f"--model must be a .keras file (as `mmzoo train` saves). Received: {path}")
-    import keras
+    from mmzoo.classifier import load_model
 
-    import mmzoo.recipes  # noqa: F401  (imports, so registers, every mmzoo layer; `import mmzoo` alone is lazy)
-
-    return keras.saving.load_model(path)
+    return load_model(path)
 
 
 def _exported_image_size(exported):
