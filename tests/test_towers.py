@@ -72,7 +72,7 @@ def test_small_cnn_weights_round_trip(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(tower="nope"), "Unknown image tower 'nope'. Expected one of: mobilenet_v3_small, resnet50, small_cnn"),
+        (dict(tower="nope"), "Unknown image tower 'nope'. Expected one of: coord_cnn, mobilenet_v3_small, resnet50, small_cnn"),
         (dict(tower="resnet50", image_size=16), "image_size=16"),
         (dict(tower="resnet50", image_size=32, output="grid"), "output='grid'"),
         (dict(tower="resnet50", image_size=32, trainable_stages=6), "trainable_stages=6"),
