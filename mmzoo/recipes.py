@@ -109,6 +109,12 @@ def resnet50_lstm_lowrank():
 
 
 @register_recipe
+def resnet50_lstm_film():
+    """ResNet50 spatial features + LSTM; the question scales and shifts every image channel (FiLM)."""
+    return dict(image_tower="resnet50", text_tower="lstm", fusion="film")
+
+
+@register_recipe
 def resnet50_bilstm_concat():
     """ResNet50 + bidirectional LSTM, concatenated and projected."""
     return dict(image_tower="resnet50", text_tower="bilstm", fusion="concat")
