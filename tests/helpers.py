@@ -32,3 +32,12 @@ def tiny_overrides(**extra):
     )
     overrides.update(extra)
     return overrides
+
+
+def tiny_dataset(batch_size=8, batches=2):
+    """A tf.data.Dataset of `batches` tiny batches, as trainers take them (strings as a string tensor)."""
+    import tensorflow as tf
+
+    x, y = tiny_batch(batch_size=batch_size * batches, seed=0)
+    features = {"image": x["image"], "text": tf.constant(list(x["text"]))}
+    return tf.data.Dataset.from_tensor_slices((features, y)).batch(batch_size)

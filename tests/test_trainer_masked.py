@@ -12,19 +12,13 @@ import pytest
 import tensorflow as tf
 
 import mmzoo
-from helpers import tiny_batch, tiny_overrides
+from helpers import tiny_batch, tiny_dataset, tiny_overrides
 from mmzoo.classifier import get_backbone
 from mmzoo.trainers import MaskedPretrainer
 from mmzoo.trainers.masked import mask_regions, mask_tokens
 
 pytestmark = pytest.mark.xdist_group("trainer_masked")
 HARNESS = pathlib.Path(__file__).parent / "scripts" / "trainer_replicas.py"
-
-
-def tiny_dataset(batch_size=8, batches=2):
-    x, y = tiny_batch(batch_size=batch_size * batches, seed=0)
-    features = {"image": x["image"], "text": tf.constant(list(x["text"]))}
-    return tf.data.Dataset.from_tensor_slices((features, y)).batch(batch_size)
 
 
 def tiny_pretrainer(**options):

@@ -52,12 +52,10 @@ def main(name):
 # === Cases ===
 
 
-def _tiny_dataset(batch_size=8):
-    from helpers import tiny_batch
+def _tiny_dataset():
+    from helpers import tiny_dataset
 
-    x, y = tiny_batch(batch_size=batch_size, seed=0)
-    features = {"image": x["image"], "text": tf.constant(list(x["text"]))}
-    return tf.data.Dataset.from_tensor_slices((features, y)).batch(batch_size)
+    return tiny_dataset(batch_size=8, batches=1)  # one global batch
 
 
 @case
