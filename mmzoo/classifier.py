@@ -157,6 +157,20 @@ def get_vectorizer(model):
     return model.get_layer(VECTORIZER_NAME)
 
 
+def get_image_tower(model):
+    """The classifier's image tower (pixels -> pooled features or tokens), sharing weights; None if it has none.
+
+    Set `get_image_tower(model).trainable = False` to keep a pretrained tower fixed while the rest trains.
+    """
+    backbone = get_backbone(model)
+    if "image" not in backbone.input:
+        return None
+    for layer in backbone.layers:
+        if isinstance(layer, keras.Model) and len(layer.inputs) == 1 and len(layer.inputs[0].shape) == 4:
+            return layer
+    return None
+
+
 def get_embedding_model(model):
     """{"image", "token_ids"} -> the joint embedding in front of the head (the fusion's output), sharing weights."""
     backbone = get_backbone(model)

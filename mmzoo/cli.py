@@ -30,6 +30,7 @@ DEFAULT_IMAGE_SIZE = 64
 DEFAULT_LEARNING_RATE = 2e-3
 DEFAULT_SCHEDULE = "cosine"
 DEFAULT_SEED = 0
+DEFAULT_OBJECT_EPOCHS = 2
 STRATEGIES = ("default", "mirrored", "multiworker")
 DEFAULT_PRETRAIN_RECIPE = "small_cnn_bilstm_attention"
 DEFAULT_PRETRAIN_DATASET = "mmzoo_shapes/captions"
@@ -43,6 +44,7 @@ LOG_DIR = "logs"
 CSV_LOG = "training_log.csv"
 PLOT = "training_curves.png"
 KERAS_MODEL = "model.keras"
+OBJECT_WEIGHTS = "image_tower_objects.weights.h5"
 
 
 class UsageError(ValueError):
@@ -66,6 +68,16 @@ def _positive_int(text):
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
     return value
 
 
@@ -168,6 +180,16 @@ def build_parser():
         help="tf.distribute strategy: 'default' (one device), 'mirrored' (all local GPUs, or the CPU), 'multiworker' "
         "(several machines, each runs the same command with its own TF_CONFIG; see docs/cli.md) (default: %(default)s)",
     )
+    train.add_argument(
+        "--object-epochs",
+        type=_non_negative_int,
+        default=None,
+        help="first pretrain the image tower for this many epochs to tell which object lies in each cell of its token "
+        "grid, from the dataset's object annotations (mmzoo.trainers.objects), then train the rest with the tower "
+        f"frozen; 0 turns it off (default: {DEFAULT_OBJECT_EPOCHS} where the TFDS dataset has object annotations and "
+        "the recipe's image tower gives tokens, as for the main job; else 0)",
+    )
+    train.add_argument("--train-image-tower", action="store_true", help="after object pretraining, keep training the image tower with the rest instead of freezing it")
     train.add_argument("--init", default=None, metavar="MODEL.keras", help="start from the towers and fusion of a model saved by `mmzoo pretrain` (same recipe; its vocabulary is used)")
     train.set_defaults(run=_train)
 
@@ -485,6 +507,12 @@ def run_training(args):
         if pretrained is not None:
             copied = _copy_pretrained(pretrained, model, init)
             say(f"Initialized {len(copied)} layers from {init}: {', '.join(copied)}")
+    object_epochs = _object_epochs(args, model)
+    if object_epochs:
+        _pretrain_objects(args, model, strategy, output_dir, object_epochs, verbose=args.verbose if worker.is_chief else 0, say=say)
+        if not args.train_image_tower:
+            mmzoo.get_image_tower(model).trainable = False  # before compile: the optimizer then skips it
+    with strategy.scope():
         backbone = mmzoo.get_backbone(model)
         backbone.compile(
             optimizer=keras.optimizers.Adam(_learning_rate(args, steps_per_epoch)),
@@ -562,6 +590,68 @@ def run_training(args):
     if export_path:
         print(f'  try it          mmzoo predict --model {export_path} --image IMAGE.png --text "what color is the circle?"')
     return model
+
+
+def _object_epochs(args, model):
+    """--object-epochs, with its default resolved: on where the data has object annotations and the tower tokens."""
+    import mmzoo
+    from mmzoo.data.objects import has_object_annotations
+
+    requested = getattr(args, "object_epochs", 0)
+    if requested == 0:
+        return 0
+    tower = mmzoo.get_image_tower(model)
+    reasons = []
+    if _is_own_data(args.dataset):
+        reasons.append(f"{args.dataset} is a .csv/.jsonl file, which has no object annotations")
+    elif not has_object_annotations(args.dataset, data_dir=args.data_dir):
+        reasons.append(f"{args.dataset} has no `objects` feature with boxes and class labels")
+    if tower is None or len(tower.output.shape) != 3:
+        reasons.append(f"recipe {args.recipe}'s image tower gives no token grid (its fusion pools the image)")
+    if args.strategy == "multiworker":
+        reasons.append("it is not supported with --strategy multiworker")
+    if reasons:
+        if requested is None:
+            return 0
+        raise UsageError(f"--object-epochs {requested}: object pretraining is not possible here: {'; '.join(reasons)}")
+    return DEFAULT_OBJECT_EPOCHS if requested is None else requested
+
+
+def _pretrain_objects(args, model, strategy, output_dir, epochs, *, verbose, say):
+    """Object-grid pretraining of `model`'s image tower (mmzoo.trainers.objects). Its result is saved under
+    `output_dir`, so a resumed run loads it instead of training it again."""
+    import keras
+
+    import mmzoo
+    import mmzoo.data
+    from mmzoo.trainers.objects import build_object_grid_model, grid_size
+
+    tower = mmzoo.get_image_tower(model)
+    path = os.path.join(output_dir, OBJECT_WEIGHTS)
+    if os.path.isfile(path) and _readable_h5(path):
+        tower.load_weights(path)
+        say(f"Image tower: object pretraining loaded from {path} (an earlier run of this command).")
+        return
+    side = grid_size(model)
+    objects, num_classes = mmzoo.data.load_object_grid(
+        args.dataset, args.train_split, grid_size=side, batch_size=args.batch_size, image_size=args.image_size,
+        seed=args.seed, data_dir=args.data_dir)
+    with strategy.scope():
+        grid_model = build_object_grid_model(model, num_classes)
+        grid_model.compile(
+            optimizer=keras.optimizers.Adam(args.learning_rate),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+    say(f"Object pretraining of the image tower: {epochs} epoch(s), which of {num_classes - 1} object classes (or "
+        f"none) has its centre in each of the {side}x{side} cells; the tower is then "
+        + ("trained on with the rest." if args.train_image_tower else "frozen."))
+    history = grid_model.fit(objects, epochs=epochs, verbose=verbose)
+    say(f"Object pretraining: cell accuracy {history.history['accuracy'][-1]:.4f} in the last epoch.")
+    os.makedirs(output_dir, exist_ok=True)
+    partial = os.path.join(output_dir, "partial_" + OBJECT_WEIGHTS)
+    tower.save_weights(partial)
+    os.replace(partial, path)  # atomic: a kill leaves either no file or a whole one
 
 
 def _copy_pretrained(source, target, path):

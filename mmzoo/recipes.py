@@ -115,6 +115,12 @@ def resnet50_lstm_film():
 
 
 @register_recipe
+def resnet50_lstm_glimpse():
+    """ResNet50 spatial features + LSTM; question-guided glimpses find, read and count image regions."""
+    return dict(image_tower="resnet50", text_tower="lstm", fusion="glimpse")
+
+
+@register_recipe
 def resnet50_bilstm_concat():
     """ResNet50 + bidirectional LSTM, concatenated and projected."""
     return dict(image_tower="resnet50", text_tower="bilstm", fusion="concat")
@@ -148,7 +154,7 @@ def small_cnn_bilstm_attention():
 
 @register_recipe
 def coord_cnn_gru_film():
-    """Position-aware small CNN + GRU, the question modulating the image features (FiLM); the CPU main job's model."""
+    """Position-aware small CNN + GRU, the question modulating the image features (FiLM)."""
     return dict(
         image_tower="coord_cnn",
         text_tower="gru",
@@ -159,4 +165,20 @@ def coord_cnn_gru_film():
         text_units=64,
         fusion_units=128,
         fusion_options={"kernel_size": 3},
+    )
+
+
+@register_recipe
+def coord_cnn_gru_glimpse():
+    """Position-aware small CNN + GRU; four question-guided glimpses find, read and count objects. The main job's model."""
+    return dict(
+        image_tower="coord_cnn",
+        text_tower="gru",
+        fusion="glimpse",
+        image_size=64,
+        sequence_length=16,
+        embedding_dim=64,
+        text_units=64,
+        fusion_units=128,
+        fusion_options={"num_glimpses": 4},
     )

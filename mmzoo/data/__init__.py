@@ -10,6 +10,7 @@ Every dataset yields ``({"image": uint8 [B, H, W, 3], "text": string [B]}, label
 """
 
 from mmzoo.data.info import DataInfo, adapt_vocabulary
+from mmzoo.data.objects import has_object_annotations, load_object_grid
 from mmzoo.data.own_data import DataError, from_csv, from_jsonl
 from mmzoo.data.pipeline import load
 from mmzoo.data.shapes import MmzooShapes, ShapesConfig, shapes_config
@@ -22,6 +23,8 @@ __all__ = [
     "adapt_vocabulary",
     "from_csv",
     "from_jsonl",
+    "has_object_annotations",
     "load",
+    "load_object_grid",
     "shapes_config",
 ]

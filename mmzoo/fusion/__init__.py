@@ -9,6 +9,7 @@ from mmzoo.fusion.concat import ConcatFusion
 from mmzoo.fusion.elementwise import ProductFusion, SumFusion
 from mmzoo.fusion.film import FiLMFusion
 from mmzoo.fusion.gated import GatedFusion
+from mmzoo.fusion.glimpse import GlimpseFusion
 from mmzoo.fusion.tensor import LowRankFusion, TensorFusion
 
 FUSIONS = {
@@ -21,6 +22,7 @@ FUSIONS = {
     "tensor": TensorFusion,
     "lowrank": LowRankFusion,
     "film": FiLMFusion,
+    "glimpse": GlimpseFusion,
 }
 
 
@@ -47,4 +49,5 @@ __all__ = [
     "TensorFusion",
     "LowRankFusion",
     "FiLMFusion",
+    "GlimpseFusion",
 ]

@@ -8,6 +8,7 @@ from mmzoo.trainers.base import Trainer
 from mmzoo.trainers.contrastive import DualEncoder, build_dual_encoder, evaluate_retrieval, retrieval_recall
 from mmzoo.trainers.distill import Distiller
 from mmzoo.trainers.masked import MaskedPretrainer
+from mmzoo.trainers.objects import build_object_grid_model, grid_size
 
 __all__ = [
     "Distiller",
@@ -15,6 +16,8 @@ __all__ = [
     "MaskedPretrainer",
     "Trainer",
     "build_dual_encoder",
+    "build_object_grid_model",
     "evaluate_retrieval",
+    "grid_size",
     "retrieval_recall",
 ]
