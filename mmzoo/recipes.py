@@ -180,5 +180,5 @@ def coord_cnn_gru_glimpse():
         embedding_dim=64,
         text_units=64,
         fusion_units=128,
-        fusion_options={"num_glimpses": 4},
+        fusion_options={"num_glimpses": 4, "grid_positions": True},
     )

@@ -88,6 +88,8 @@ def test_train_writes_model_export_plot_and_logs(trained, capsys):
     assert (export_dir / "1" / "saved_model.pb").is_file()
     assert (output_dir / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert _csv_epochs(output_dir / "training_log.csv") == [0]
+    # The default recipe on the bundled data pretrains its image tower on the object annotations first.
+    assert (output_dir / cli.OBJECT_WEIGHTS).is_file()
     pytest.importorskip("tensorboard")
     events = [f for _, _, files in os.walk(output_dir / "logs") for f in files if f.startswith("events.out")]
     assert events
@@ -161,6 +163,8 @@ def test_mmzoo_errors_are_one_line_with_status_2(tmp_path, capsys):
     _one_line_error(capsys, cli.main(["train", "--recipe", "nope", *no_export]), "Unknown recipe 'nope'")
     _one_line_error(capsys, cli.main(["train", "--dataset", str(tmp_path / "missing.csv"), *no_export]), "missing.csv")
     _one_line_error(capsys, cli.main(["train", "--val-data", str(tmp_path), *no_export]), "--val-data")
+    _one_line_error(capsys, cli.main(["train", *TINY, "--recipe", "small_cnn_lstm_concat", "--object-epochs", "1", *no_export]),
+                    "--object-epochs 1", "gives no token grid")
     image = tmp_path / "not_an_image.png"
     image.write_text("hello")
     _one_line_error(capsys, cli.main(["predict", "--model", str(tmp_path / "nothing"), "--image", str(image), "--text", "q"]), "not found")
@@ -223,6 +227,8 @@ def test_resume_after_kill_9_continues_from_the_last_completed_epoch(tmp_path):
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert f"Resuming from the backup in {tmp_path / 'run' / 'backup'}: epoch {completed + 1} of {epochs}." in rerun.stdout
     assert f"Epoch {completed + 1}/{epochs}" in rerun.stdout and "Epoch 1/" not in rerun.stdout
+    # The object pretraining of the first run is loaded, not repeated.
+    assert "Image tower: object pretraining loaded from" in rerun.stdout
     # Every epoch logged exactly once, the ones before the kill kept.
     assert _csv_epochs(tmp_path / "run" / "training_log.csv") == list(range(epochs))
     assert "Test accuracy: " in rerun.stdout

@@ -286,6 +286,7 @@ def test_get_fusion_unknown_name_lists_valid_names():
     + [(name, {"units": 8, "num_heads": 0}, "num_heads=0") for name in ATTENTION_NAMES]
     + [(name, {"units": 8, "key_dim": -2}, "key_dim=-2") for name in ATTENTION_NAMES]
     + [("film", {"units": 8, "num_blocks": 0}, "num_blocks=0"), ("film", {"units": 8, "kernel_size": 0}, "kernel_size=0")]
+    + [("glimpse", {"units": 8, "num_glimpses": 0}, "num_glimpses=0"), ("glimpse", {"units": 8, "key_dim": 0}, "key_dim=0")]
     + [("lowrank", {"units": 8, "rank": 0}, "rank=0")]
     + [("tensor", {"units": 8, "projection_dim": 0}, "projection_dim=0")]
     + [(name, {"units": 8, "activation": "nope"}, "activation='nope'") for name in
@@ -321,3 +322,43 @@ def test_bad_inputs_are_rejected(name):
         layer = make(name)
         layer([image, text])
         layer([image, text], mask=np.ones((3, TEXT_STEPS), bool))
+
+
+def _pointing_glimpse(side, dim=4):
+    """A GlimpseFusion whose every glimpse looks for feature 0 of the image tokens (hand-set weights)."""
+    layer = make("glimpse", num_glimpses=2, key_dim=dim, grid_positions=True)
+    layer.build([(None, side * side, dim), (None, 3, TEXT_DIM)])
+    layer.keys.set_weights([np.eye(dim, dtype="float32"), np.zeros(dim, "float32")])
+    query_bias = np.zeros(2 * dim, "float32")
+    query_bias[0] = query_bias[dim] = 40.0
+    layer.queries.set_weights([np.zeros((2 * TEXT_DIM, 2 * dim), "float32"), query_bias])
+    return layer
+
+
+def test_glimpse_finds_counts_and_locates_the_token_it_looks_for():
+    side, dim = 4, 4
+    layer = _pointing_glimpse(side, dim)
+    text = np.ones((2, 3, TEXT_DIM), "float32")
+    image = np.zeros((2, side * side, dim), "float32")
+    image[0, 1 * side + 2, 0] = 5.0  # row 1, column 2
+    image[1, 3 * side + 0, 0] = 5.0  # row 3, column 0 ...
+    image[1, 0 * side + 3, 0] = 5.0  # ... and row 0, column 3: two matches
+    seen = {k: keras.ops.convert_to_numpy(v) for k, v in layer.look([image, text]).items()}
+    line = np.linspace(-1.0, 1.0, side)
+    np.testing.assert_allclose(seen["where"][0, 0], [line[2], line[1]], atol=1e-4)
+    np.testing.assert_allclose(seen["where"][1, 1], [(line[0] + line[3]) / 2, (line[3] + line[0]) / 2], atol=1e-4)
+    assert seen["attention"].shape == (2, 2, side * side) and seen["read"].shape == (2, 2, dim)
+    np.testing.assert_allclose(seen["attention"].sum(-1), 1.0, rtol=1e-5)
+    # Non-matching tokens score 0 (gate 0.5); each match adds a gate of ~1: the count tells one match from two.
+    np.testing.assert_allclose(seen["count"][:, 0], [1 + 15 * 0.5, 2 + 14 * 0.5], atol=1e-4)
+    np.testing.assert_allclose(seen["peak"], 1.0, atol=1e-4)
+
+
+def test_glimpse_grid_positions_need_a_square_grid():
+    image, text = rng().normal(size=(2, 3, IMAGE_DIM)).astype("float32"), rng(1).normal(size=(2, 5, TEXT_DIM)).astype("float32")
+    layer = make("glimpse")
+    assert layer([image, text]).shape == (2, UNITS) and "where" not in layer.look([image, text])
+    with pytest.raises(ValueError, match="square grid .* Received: 3 image tokens"):
+        make("glimpse", grid_positions=True)([image, text])
+    with pytest.raises(ValueError, match="grid_positions=1"):
+        make("glimpse", grid_positions=1)

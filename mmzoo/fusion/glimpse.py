@@ -13,8 +13,9 @@ class GlimpseFusion(FusionLayer):
     """Question-guided attention over image tokens with several glimpses (as in stacked-attention and MCB VQA).
 
     Both inputs must be tokens `(batch, steps, dim)`. The text tokens are mean-pooled (valid steps only) into `q`,
-    and each glimpse also reads the words it needs: `w_g = sum_t softmax_t(<u_g, h_t>) h_t` over the valid text
-    tokens `h_t` ("the red circle" for one glimpse, "the blue square" for the other). Glimpse `g` scores every
+    and each glimpse also reads the words it needs: `w_g = sum_t softmax_t(<u_g, h_t> + b_gt) h_t` over the valid
+    text tokens `h_t`, with a learned bias `b_gt` per glimpse and word position, so that one glimpse can take
+    the first object named and another the second ("is the red circle left of the blue square"). Glimpse `g` scores every
     image token `i` against a query made from those reads, `s_gi = <W_k x_i, (W_q [w_1..w_G])_g> / sqrt(key_dim)`,
     and returns three things:
 
@@ -24,8 +25,9 @@ class GlimpseFusion(FusionLayer):
       independent gates can (Zhang et al., 2018);
     - `peak_g = max_i sigmoid(s_gi)`: whether anything matches ("is there a ...").
 
-    - `where_g = sum_i softmax_i(s_g) p_i`, when the image tokens form a square grid (`steps = g * g`, row-major,
-      as the image towers' `output="tokens"` give): the attended column and row `p_i` in [-1, 1]. Two glimpses
+    - with `grid_positions=True`, `where_g = sum_i softmax_i(s_g) p_i`: the attended column and row `p_i` in
+      [-1, 1] of image tokens that form a square grid (`steps = g * g`, row-major, as the image towers'
+      `output="tokens"` give; no image mask). Two glimpses
       then compare two objects ("is the red circle left of the blue square") from four numbers, instead of from
       position channels diluted among a hundred others in `read`.
 
@@ -35,15 +37,19 @@ class GlimpseFusion(FusionLayer):
         units: width of the output.
         num_glimpses: number of question-guided looks at the image.
         key_dim: width of queries, keys and read values (default: `units`).
+        grid_positions: also return where each glimpse looked (needs a square grid of image tokens).
         dropout: dropout rate on the output.
     """
 
     requires_tokens = True
 
-    def __init__(self, units, num_glimpses=2, key_dim=None, dropout=0.0, **kwargs):
+    def __init__(self, units, num_glimpses=2, key_dim=None, grid_positions=False, dropout=0.0, **kwargs):
         super().__init__(units=units, dropout=dropout, **kwargs)
         self.num_glimpses = check_positive_int(num_glimpses, "num_glimpses")
         self.key_dim = check_positive_int(key_dim if key_dim is not None else self.units, "key_dim")
+        if not isinstance(grid_positions, bool):
+            raise ValueError(f"`grid_positions` must be True or False. Received: grid_positions={grid_positions!r}")
+        self.grid_positions = grid_positions
         # === Layers ===
         common = dict(dtype=self.dtype_policy)
         self.keys = keras.layers.Dense(self.key_dim, name="keys", **common)
@@ -52,57 +58,90 @@ class GlimpseFusion(FusionLayer):
         self.queries = keras.layers.Dense(self.num_glimpses * self.key_dim, name="queries", **common)
         self.output_projection = keras.layers.Dense(self.units, activation="relu", name="output_projection", **common)
 
-    @staticmethod
-    def _square_side(steps):
+    def _grid_side(self, steps, image_mask=None):
+        if not self.grid_positions:
+            return None
         side = math.isqrt(steps) if steps else 0
-        return side if side > 1 and side * side == steps else None
+        if side * side != steps or image_mask is not None:
+            raise ValueError(
+                "GlimpseFusion with grid_positions=True needs image tokens from a square grid (steps = g * g) "
+                f"without a mask; use grid_positions=False for other token sequences. Received: {steps} image "
+                f"tokens{', with an image mask' if image_mask is not None else ''}"
+            )
+        return side
 
     def build(self, input_shape):
         image_shape, text_shape = self._shapes(input_shape)
         self.keys.build(image_shape)
         self.values.build(image_shape)
         self.word_scores.build(text_shape)
+        if text_shape[1] is None:
+            raise ValueError(f"GlimpseFusion needs a known number of text steps. Received: text_features with shape {text_shape}")
+        self.word_position_bias = self.add_weight(
+            shape=(text_shape[1], self.num_glimpses), initializer="zeros", name="word_position_bias")
         self.queries.build((text_shape[0], self.num_glimpses * text_shape[-1]))
-        self._grid_side = self._square_side(image_shape[1])
-        read_width = self.num_glimpses * (self.key_dim + 2 + (2 if self._grid_side else 0))
+        self._grid_side(image_shape[1])
+        read_width = self.num_glimpses * (self.key_dim + 2 + (2 if self.grid_positions else 0))
         self.output_projection.build((image_shape[0], text_shape[-1] + read_width))
         self.output_dropout.build((image_shape[0], self.units))
         self.built = True
 
-    def call(self, inputs, mask=None, training=None):
+    def look(self, inputs, mask=None):
+        """What the glimpses see, for inspection (e.g. plotting `attention` over the image grid): a dict of
+        `attention` and `gates` (batch, glimpses, image steps), `read` (batch, glimpses, key_dim), `count` and
+        `peak` (batch, glimpses), and `where` (batch, glimpses, 2: column, row) when the tokens form a grid."""
         image, text, image_mask, text_mask = self._unpack(inputs, mask)
-        question = masked_mean(text, text_mask, dtype=self.compute_dtype)
         image = zero_padding(image, image_mask, self.compute_dtype)
+        text = zero_padding(text, text_mask, self.compute_dtype)  # a row of padding only reads zeros
         keys, values = self.keys(image), self.values(image)  # (batch, steps, key_dim)
-        word_scores = self.word_scores(text)  # (batch, text steps, glimpses)
+        steps = text.shape[1]
+        if steps > self.word_position_bias.shape[0]:
+            raise ValueError(f"GlimpseFusion was built for at most {self.word_position_bias.shape[0]} text steps. "
+                             f"Received: {steps} text steps")
+        bias = ops.cast(self.word_position_bias[:steps], self.compute_dtype)
+        word_scores = self.word_scores(text) + bias  # (batch, text steps, glimpses)
         if text_mask is not None:
             word_valid = ops.expand_dims(ops.cast(text_mask, "bool"), -1)
             word_scores = ops.where(word_valid, word_scores, ops.cast(-1e4, word_scores.dtype))
         words = ops.einsum("btg,btd->bgd", ops.softmax(word_scores, axis=1), text)  # (batch, glimpses, dim)
         words = ops.reshape(words, (-1, self.num_glimpses * text.shape[-1]))
-        queries = ops.reshape(self.queries(words), (-1, self.num_glimpses, keys.shape[-1]))
-        valid = None if image_mask is None else ops.expand_dims(ops.cast(image_mask, "bool"), 1)  # (batch, 1, steps)
+        queries = ops.reshape(self.queries(words), (-1, self.num_glimpses, self.key_dim))
         scores = ops.einsum("bgd,bsd->bgs", queries, keys) / ops.cast(math.sqrt(self.key_dim), keys.dtype)
         gates = ops.sigmoid(scores)
-        if valid is not None:
+        if image_mask is not None:
+            valid = ops.expand_dims(ops.cast(image_mask, "bool"), 1)  # (batch, 1, steps)
             scores = ops.where(valid, scores, ops.cast(-1e4, scores.dtype))
             gates = gates * ops.cast(valid, gates.dtype)
-        weights = ops.softmax(scores, axis=-1)
-        read = ops.einsum("bgs,bsd->bgd", weights, values)
-        count, peak = ops.sum(gates, axis=-1), ops.max(gates, axis=-1)  # (batch, glimpses)
-        parts = [question, ops.reshape(read, (-1, self.num_glimpses * self.key_dim)), count, peak]
-        side = self._square_side(image.shape[1])
+        attention = ops.softmax(scores, axis=-1)
+        seen = {
+            "attention": attention,
+            "gates": gates,
+            "read": ops.einsum("bgs,bsd->bgd", attention, values),
+            "count": ops.sum(gates, axis=-1),
+            "peak": ops.max(gates, axis=-1),
+        }
+        side = self._grid_side(image.shape[1], image_mask)
         if side:
             line = ops.linspace(-1.0, 1.0, side)
-            columns = ops.tile(line, (side,))  # row-major: column changes fastest
-            rows = ops.repeat(line, side)
-            positions = ops.cast(ops.stack([columns, rows], axis=-1), weights.dtype)  # (steps, 2)
-            where = ops.einsum("bgs,sc->bgc", weights, positions)
-            parts.append(ops.reshape(where, (-1, self.num_glimpses * 2)))
+            positions = ops.stack([ops.tile(line, (side,)), ops.repeat(line, side)], axis=-1)  # row-major (steps, 2)
+            seen["where"] = ops.einsum("bgs,sc->bgc", attention, ops.cast(positions, attention.dtype))
+        return seen
+
+    def call(self, inputs, mask=None, training=None):
+        _, text, _, text_mask = self._unpack(inputs, mask)
+        seen = self.look(inputs, mask)
+        parts = [
+            masked_mean(text, text_mask, dtype=self.compute_dtype),
+            ops.reshape(seen["read"], (-1, self.num_glimpses * self.key_dim)),
+            seen["count"],
+            seen["peak"],
+        ]
+        if "where" in seen:
+            parts.append(ops.reshape(seen["where"], (-1, self.num_glimpses * 2)))
         fused = self.output_projection(ops.concatenate(parts, axis=-1))
         return self.output_dropout(fused, training=training)
 
     def get_config(self):
         config = super().get_config()
-        config.update({"num_glimpses": self.num_glimpses, "key_dim": self.key_dim})
+        config.update({"num_glimpses": self.num_glimpses, "key_dim": self.key_dim, "grid_positions": self.grid_positions})
         return config
