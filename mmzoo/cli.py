@@ -187,7 +187,7 @@ def build_parser():
         help="first pretrain the image tower for this many epochs to tell which object lies in each cell of its token "
         "grid, from the dataset's object annotations (mmzoo.trainers.objects), then train the rest with the tower "
         f"frozen; 0 turns it off (default: {DEFAULT_OBJECT_EPOCHS} where the TFDS dataset has object annotations and "
-        "the recipe's image tower gives tokens, as for the main job; else 0)",
+        "the recipe's image tower gives tokens, as for the main job, and no --init; else 0)",
     )
     train.add_argument("--train-image-tower", action="store_true", help="after object pretraining, keep training the image tower with the rest instead of freezing it")
     train.add_argument("--init", default=None, metavar="MODEL.keras", help="start from the towers and fusion of a model saved by `mmzoo pretrain` (same recipe; its vocabulary is used)")
@@ -614,6 +614,8 @@ def _object_epochs(args, model):
         if requested is None:
             return 0
         raise UsageError(f"--object-epochs {requested}: object pretraining is not possible here: {'; '.join(reasons)}")
+    if requested is None and getattr(args, "init", None):
+        return 0  # the towers come pretrained from --init; keep them as they are unless asked
     return DEFAULT_OBJECT_EPOCHS if requested is None else requested
 
 
