@@ -27,9 +27,12 @@ def test_targets_mark_each_object_centre_cell_with_its_shape_and_colour(data_dir
     ds, num_classes = mmzoo.data.load_object_grid(
         "mmzoo_shapes", "train", grid_size=grid, batch_size=None, shuffle=False, config=CONFIG, data_dir=data_dir)
     assert num_classes == len(shapes.SHAPES) * len(shapes.COLORS) + 1
-    for index, (image, targets) in enumerate(ds.as_numpy_iterator()):
-        example = shapes.generate_example("vqa", "train", index, image_size=32)
-        np.testing.assert_array_equal(image, example["image"])
+    generated = [shapes.generate_example("vqa", "train", i, image_size=32) for i in range(CONFIG.num_train)]
+    seen = 0
+    for image, targets in ds.as_numpy_iterator():
+        # TFDS stores examples in its own order: find this one's generated twin by its pixels.
+        (example,) = [e for e in generated if np.array_equal(e["image"], image)]
+        seen += 1
         expected = np.zeros(grid * grid, np.int32)
         for shape, color, box in zip(example["objects"]["shape"], example["objects"]["color"], example["objects"]["bbox"]):
             row = int((box.ymin + box.ymax) / 2 * grid)
@@ -37,6 +40,7 @@ def test_targets_mark_each_object_centre_cell_with_its_shape_and_colour(data_dir
             expected[row * grid + col] = shapes.SHAPES.index(shape) * len(shapes.COLORS) + shapes.COLORS.index(color) + 1
         np.testing.assert_array_equal(targets, expected)
         assert (targets > 0).sum() == len(example["objects"]["shape"])  # one object centre per cell, none lost
+    assert seen == CONFIG.num_train
 
 
 def test_load_object_grid_rejects_bad_arguments(data_dir):

@@ -13,25 +13,22 @@ class GlimpseFusion(FusionLayer):
     """Question-guided attention over image tokens with several glimpses (as in stacked-attention and MCB VQA).
 
     Both inputs must be tokens `(batch, steps, dim)`. The text tokens are mean-pooled (valid steps only) into `q`,
-    and each glimpse also reads the words it needs: `w_g = sum_t softmax_t(<u_g, h_t> + b_gt) h_t` over the valid
-    text tokens `h_t`, with a learned bias `b_gt` per glimpse and word position, so that one glimpse can take
-    the first object named and another the second ("is the red circle left of the blue square"). Glimpse `g` scores every
-    image token `i` against a query made from those reads, `s_gi = <W_k x_i, (W_q [w_1..w_G])_g> / sqrt(key_dim)`,
-    and returns three things:
+    and each glimpse reads the words it needs: `w_g = sum_t softmax_t(<u_g, h_t> + b_gt) h_t` over the valid text
+    tokens `h_t`, with a learned bias `b_gt` per glimpse and word position, so that one glimpse can take the first
+    object named and another the second. Glimpse `g` scores every image token `i` against a query made from those
+    reads, `s_gi = <W_k x_i, (W_q [w_1..w_G])_g> / sqrt(key_dim)`, and returns:
 
-    - `read_g = sum_i softmax_i(s_g) W_v x_i`: the features of what it found ("what colour is the circle", and
-      with position channels in the tokens, e.g. the `coord_cnn` tower, *where* it is);
+    - `read_g = sum_i softmax_i(s_g) W_v x_i`: the features of what it found ("what colour is the circle");
     - `count_g = sum_i sigmoid(s_gi)`: how many tokens match — softmax attention cannot count, a sum of
       independent gates can (Zhang et al., 2018);
-    - `peak_g = max_i sigmoid(s_gi)`: whether anything matches ("is there a ...").
-
+    - `peak_g = max_i sigmoid(s_gi)`: whether anything matches ("is there a ...");
     - with `grid_positions=True`, `where_g = sum_i softmax_i(s_g) p_i`: the attended column and row `p_i` in
-      [-1, 1] of image tokens that form a square grid (`steps = g * g`, row-major, as the image towers'
-      `output="tokens"` give; no image mask). Two glimpses
-      then compare two objects ("is the red circle left of the blue square") from four numbers, instead of from
-      position channels diluted among a hundred others in `read`.
+      [-1, 1], for image tokens that form a square grid (`steps = g * g`, row-major, as the image towers'
+      `output="tokens"` give; no image mask). Two glimpses can then compare two objects ("is the red circle left
+      of the blue square") from four numbers rather than from position channels diluted in `read`.
 
-    `out = dropout(relu(W [q; read_1..G; count_1..G; peak_1..G; where_1..G] + b))`.
+    `out = dropout(relu(W [q; read_1..G; count_1..G; peak_1..G; where_1..G] + b))`. `look(inputs)` returns the
+    attention maps and the other pieces, for inspection.
 
     Args:
         units: width of the output.
