@@ -286,7 +286,8 @@ def test_get_fusion_unknown_name_lists_valid_names():
     + [(name, {"units": 8, "num_heads": 0}, "num_heads=0") for name in ATTENTION_NAMES]
     + [(name, {"units": 8, "key_dim": -2}, "key_dim=-2") for name in ATTENTION_NAMES]
     + [("film", {"units": 8, "num_blocks": 0}, "num_blocks=0"), ("film", {"units": 8, "kernel_size": 0}, "kernel_size=0")]
-    + [("glimpse", {"units": 8, "num_glimpses": 0}, "num_glimpses=0"), ("glimpse", {"units": 8, "key_dim": 0}, "key_dim=0")]
+    + [("glimpse", {"units": 8, "num_glimpses": 0}, "num_glimpses=0"), ("glimpse", {"units": 8, "key_dim": 0}, "key_dim=0"),
+       ("glimpse", {"units": 8, "max_text_steps": 0}, "max_text_steps=0")]
     + [("lowrank", {"units": 8, "rank": 0}, "rank=0")]
     + [("tensor", {"units": 8, "projection_dim": 0}, "projection_dim=0")]
     + [(name, {"units": 8, "activation": "nope"}, "activation='nope'") for name in
@@ -362,3 +363,5 @@ def test_glimpse_grid_positions_need_a_square_grid():
         make("glimpse", grid_positions=True)([image, text])
     with pytest.raises(ValueError, match="grid_positions=1"):
         make("glimpse", grid_positions=1)
+    with pytest.raises(ValueError, match="raise `max_text_steps`. Received: text_features with 5 steps"):
+        make("glimpse", max_text_steps=4)([image, text])

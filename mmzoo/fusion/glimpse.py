@@ -14,8 +14,8 @@ class GlimpseFusion(FusionLayer):
 
     Both inputs must be tokens `(batch, steps, dim)`. The text tokens are mean-pooled (valid steps only) into `q`,
     and each glimpse reads the words it needs: `w_g = sum_t softmax_t(<u_g, h_t> + b_gt) h_t` over the valid text
-    tokens `h_t`, with a learned bias `b_gt` per glimpse and word position, so that one glimpse can take the first
-    object named and another the second. Glimpse `g` scores every image token `i` against a query made from those
+    tokens `h_t`, with a learned bias `b_gt` per glimpse and word position (up to `max_text_steps`), so that one
+    glimpse can take the first object named and another the second. Glimpse `g` scores every image token `i` against a query made from those
     reads, `s_gi = <W_k x_i, (W_q [w_1..w_G])_g> / sqrt(key_dim)`, and returns:
 
     - `read_g = sum_i softmax_i(s_g) W_v x_i`: the features of what it found ("what colour is the circle");
@@ -35,18 +35,21 @@ class GlimpseFusion(FusionLayer):
         num_glimpses: number of question-guided looks at the image.
         key_dim: width of queries, keys and read values (default: `units`).
         grid_positions: also return where each glimpse looked (needs a square grid of image tokens).
+        max_text_steps: the longest text (in tokens) the word-position bias covers.
         dropout: dropout rate on the output.
     """
 
     requires_tokens = True
 
-    def __init__(self, units, num_glimpses=2, key_dim=None, grid_positions=False, dropout=0.0, **kwargs):
+    def __init__(self, units, num_glimpses=2, key_dim=None, grid_positions=False, max_text_steps=64, dropout=0.0,
+                 **kwargs):
         super().__init__(units=units, dropout=dropout, **kwargs)
         self.num_glimpses = check_positive_int(num_glimpses, "num_glimpses")
         self.key_dim = check_positive_int(key_dim if key_dim is not None else self.units, "key_dim")
         if not isinstance(grid_positions, bool):
             raise ValueError(f"`grid_positions` must be True or False. Received: grid_positions={grid_positions!r}")
         self.grid_positions = grid_positions
+        self.max_text_steps = check_positive_int(max_text_steps, "max_text_steps")
         # === Layers ===
         common = dict(dtype=self.dtype_policy)
         self.keys = keras.layers.Dense(self.key_dim, name="keys", **common)
@@ -72,10 +75,11 @@ class GlimpseFusion(FusionLayer):
         self.keys.build(image_shape)
         self.values.build(image_shape)
         self.word_scores.build(text_shape)
-        if text_shape[1] is None:
-            raise ValueError(f"GlimpseFusion needs a known number of text steps. Received: text_features with shape {text_shape}")
+        if text_shape[1] is not None and text_shape[1] > self.max_text_steps:
+            raise ValueError(f"GlimpseFusion(max_text_steps={self.max_text_steps}) got longer text; raise `max_text_steps`. "
+                             f"Received: text_features with {text_shape[1]} steps")
         self.word_position_bias = self.add_weight(
-            shape=(text_shape[1], self.num_glimpses), initializer="zeros", name="word_position_bias")
+            shape=(self.max_text_steps, self.num_glimpses), initializer="zeros", name="word_position_bias")
         self.queries.build((text_shape[0], self.num_glimpses * text_shape[-1]))
         self._grid_side(image_shape[1])
         read_width = self.num_glimpses * (self.key_dim + 2 + (2 if self.grid_positions else 0))
@@ -91,12 +95,13 @@ class GlimpseFusion(FusionLayer):
         image = zero_padding(image, image_mask, self.compute_dtype)
         text = zero_padding(text, text_mask, self.compute_dtype)  # a row of padding only reads zeros
         keys, values = self.keys(image), self.values(image)  # (batch, steps, key_dim)
+        word_scores = self.word_scores(text)  # (batch, text steps, glimpses)
         steps = text.shape[1]
-        if steps > self.word_position_bias.shape[0]:
-            raise ValueError(f"GlimpseFusion was built for at most {self.word_position_bias.shape[0]} text steps. "
-                             f"Received: {steps} text steps")
-        bias = ops.cast(self.word_position_bias[:steps], self.compute_dtype)
-        word_scores = self.word_scores(text) + bias  # (batch, text steps, glimpses)
+        if steps is not None and steps > self.max_text_steps:
+            raise ValueError(f"GlimpseFusion(max_text_steps={self.max_text_steps}) got longer text; raise `max_text_steps`. "
+                             f"Received: text_features with {steps} steps")
+        bias = self.word_position_bias[: ops.shape(text)[1]]  # (text steps, glimpses)
+        word_scores = word_scores + ops.cast(bias, word_scores.dtype)
         if text_mask is not None:
             word_valid = ops.expand_dims(ops.cast(text_mask, "bool"), -1)
             word_scores = ops.where(word_valid, word_scores, ops.cast(-1e4, word_scores.dtype))
@@ -140,5 +145,6 @@ class GlimpseFusion(FusionLayer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"num_glimpses": self.num_glimpses, "key_dim": self.key_dim, "grid_positions": self.grid_positions})
+        config.update({"num_glimpses": self.num_glimpses, "key_dim": self.key_dim, "grid_positions": self.grid_positions,
+                       "max_text_steps": self.max_text_steps})
         return config
