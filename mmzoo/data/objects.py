@@ -3,8 +3,9 @@
 A TFDS dataset whose examples carry ``objects: Sequence({"bbox": BBoxFeature, <ClassLabel>...})`` (the bundled
 `mmzoo_shapes` has shape and colour) becomes ``(image uint8 [B, H, W, 3], targets int32 [B, g * g])``: the image
 is divided into a g x g grid, the same grid as an image tower's output tokens, and each cell's target is 0 when no
-object's centre falls in it, else 1 + the object's class. With several ClassLabel features the class is their
-combination (shape x colour: 15 classes for `mmzoo_shapes`).
+object's centre falls in it, else 1 + the object's class (where two centres share a cell, a coarse grid, the
+larger class). With several ClassLabel features the class is their combination (shape x colour: 15 classes for
+`mmzoo_shapes`).
 
     ds, num_classes = mmzoo.data.load_object_grid("mmzoo_shapes/vqa", "train", grid_size=8, batch_size=64)
 """
