@@ -61,24 +61,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _int_at_least(minimum, expected):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def _non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
+_positive_int = _int_at_least(1, "a positive integer")
+_non_negative_int = _int_at_least(0, "a non-negative integer")
 
 
 def _positive_float(text):
@@ -594,20 +591,21 @@ def run_training(args):
 
 def _object_epochs(args, model):
     """--object-epochs, with its default resolved: on where the data has object annotations and the tower tokens."""
-    import mmzoo
     from mmzoo.data.objects import has_object_annotations
+    from mmzoo.trainers.objects import grid_size
 
     requested = getattr(args, "object_epochs", 0)
     if requested == 0:
         return 0
-    tower = mmzoo.get_image_tower(model)
     reasons = []
     if _is_own_data(args.dataset):
         reasons.append(f"{args.dataset} is a .csv/.jsonl file, which has no object annotations")
     elif not has_object_annotations(args.dataset, data_dir=args.data_dir):
         reasons.append(f"{args.dataset} has no `objects` feature with boxes and class labels")
-    if tower is None or len(tower.output.shape) != 3:
-        reasons.append(f"recipe {args.recipe}'s image tower gives no token grid (its fusion pools the image)")
+    try:
+        grid_size(model)
+    except ValueError:
+        reasons.append(f"recipe {args.recipe}'s image tower gives no square token grid (its fusion pools the image)")
     if args.strategy == "multiworker":
         reasons.append("it is not supported with --strategy multiworker")
     if reasons:

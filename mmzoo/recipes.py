@@ -152,33 +152,20 @@ def small_cnn_bilstm_attention():
     )
 
 
+# CPU-sized coord_cnn + GRU: 64 px, short questions, narrow towers.
+_COORD_CNN_GRU = dict(
+    image_tower="coord_cnn", text_tower="gru", image_size=64, sequence_length=16, embedding_dim=64, text_units=64,
+    fusion_units=128,
+)
+
+
 @register_recipe
 def coord_cnn_gru_film():
     """Position-aware small CNN + GRU, the question modulating the image features (FiLM)."""
-    return dict(
-        image_tower="coord_cnn",
-        text_tower="gru",
-        fusion="film",
-        image_size=64,
-        sequence_length=16,
-        embedding_dim=64,
-        text_units=64,
-        fusion_units=128,
-        fusion_options={"kernel_size": 3},
-    )
+    return dict(_COORD_CNN_GRU, fusion="film", fusion_options={"kernel_size": 3})
 
 
 @register_recipe
 def coord_cnn_gru_glimpse():
     """Position-aware small CNN + GRU; four question-guided glimpses find, read and count objects. The main job's model."""
-    return dict(
-        image_tower="coord_cnn",
-        text_tower="gru",
-        fusion="glimpse",
-        image_size=64,
-        sequence_length=16,
-        embedding_dim=64,
-        text_units=64,
-        fusion_units=128,
-        fusion_options={"num_glimpses": 4, "grid_positions": True},
-    )
+    return dict(_COORD_CNN_GRU, fusion="glimpse", fusion_options={"num_glimpses": 4, "grid_positions": True})

@@ -164,7 +164,7 @@ def test_mmzoo_errors_are_one_line_with_status_2(tmp_path, capsys):
     _one_line_error(capsys, cli.main(["train", "--dataset", str(tmp_path / "missing.csv"), *no_export]), "missing.csv")
     _one_line_error(capsys, cli.main(["train", "--val-data", str(tmp_path), *no_export]), "--val-data")
     _one_line_error(capsys, cli.main(["train", *TINY, "--recipe", "small_cnn_lstm_concat", "--object-epochs", "1", *no_export]),
-                    "--object-epochs 1", "gives no token grid")
+                    "--object-epochs 1", "gives no square token grid")
     image = tmp_path / "not_an_image.png"
     image.write_text("hello")
     _one_line_error(capsys, cli.main(["predict", "--model", str(tmp_path / "nothing"), "--image", str(image), "--text", "q"]), "not found")

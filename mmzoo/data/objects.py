@@ -16,7 +16,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from mmzoo.data import shapes as _shapes  # noqa: F401  (registers mmzoo_shapes with TFDS)
-from mmzoo.data.pipeline import AUTOTUNE, finish, resize_uint8
+from mmzoo.data.pipeline import AUTOTUNE, decode_image, finish, get_builder, prepare
 
 __all__ = ["has_object_annotations", "load_object_grid"]
 
@@ -36,8 +36,7 @@ def _object_labels(builder) -> list[tuple[str, int]] | None:
 
 def has_object_annotations(name: str, *, data_dir: str | None = None, config=None) -> bool:
     """Whether TFDS dataset `name` has `objects` with boxes and class labels (what `load_object_grid` needs)."""
-    builder = tfds.builder(name, data_dir=data_dir, config=config) if config else tfds.builder(name, data_dir=data_dir)
-    return _object_labels(builder) is not None
+    return _object_labels(get_builder(name, config=config, data_dir=data_dir, download=False)) is not None
 
 
 def load_object_grid(
@@ -64,7 +63,7 @@ def load_object_grid(
     """
     if isinstance(grid_size, bool) or not isinstance(grid_size, int) or grid_size < 1:
         raise ValueError(f"`grid_size` must be a positive integer. Received: grid_size={grid_size!r}")
-    builder = tfds.builder(name, data_dir=data_dir, config=config) if config else tfds.builder(name, data_dir=data_dir)
+    builder = get_builder(name, config=config, data_dir=data_dir, download=False)
     labels = _object_labels(builder)
     if labels is None:
         raise ValueError(
@@ -72,8 +71,9 @@ def load_object_grid(
             f"BBoxFeature and at least one ClassLabel. Received: features {sorted(builder.info.features.keys())}"
         )
     if download:
-        builder.download_and_prepare()
-    stored = builder.info.features["image"].shape[:2]
+        prepare(builder)
+    image_feature = builder.info.features["image"]
+    stored = image_feature.shape[:2]
     size = (int(image_size), int(image_size)) if image_size else (int(stored[0]), int(stored[1]))
     if None in size:
         raise ValueError(f"The images of {name!r} have no fixed size (shape {stored}): pass `image_size`.")
@@ -85,10 +85,7 @@ def load_object_grid(
     g = grid_size
 
     def to_targets(example):
-        image = tf.io.decode_image(example["image"], channels=3, expand_animations=False)
-        if tuple(stored) != size:
-            image = resize_uint8(image, size)
-        image = tf.ensure_shape(image, (*size, 3))
+        image = decode_image(example["image"], channels=image_feature.shape[-1], stored=stored, size=size)
         objects = example["objects"]
         box = objects["bbox"]  # (n, 4): ymin, xmin, ymax, xmax in [0, 1]
         row = tf.clip_by_value(tf.cast(tf.floor((box[:, 0] + box[:, 2]) / 2 * g), tf.int32), 0, g - 1)

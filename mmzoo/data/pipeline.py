@@ -86,11 +86,7 @@ def load(
     if config is not None and "/" in name.split(":")[0]:
         raise ValueError(f"Name a config either in `name` or with `config`, not both. Received: name={name!r}, "
                          f"config={config.name!r}; use name={name.split('/')[0]!r} with `config`.")
-    builder = tfds.builder(name, data_dir=data_dir, config=config) if config is not None else tfds.builder(
-        name, data_dir=data_dir)
-    if download:
-        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-            compute_stats=tfds.download.ComputeStatsMode.SKIP))
+    builder = get_builder(name, config=config, data_dir=data_dir, download=download)
     features = builder.info.features
     image_feature, text_feature, label_feature = _check_features(name, features, keys)
 
@@ -209,8 +205,24 @@ def _decoders(keys):
     return tfds.decode.PartialDecoding(wanted, decoders=_set_nested({}, keys["image"], tfds.decode.SkipDecoding()))
 
 
-def _to_model_inputs(example, *, keys, size, channels, stored, label_table, name):
-    image = tf.io.decode_image(_get(example, keys["image"]), channels=channels, expand_animations=False)
+def get_builder(name: str, *, config=None, data_dir: str | None = None, download: bool = True):
+    """The TFDS builder of `name` (with `config`, if given), prepared first when `download` (statistics skipped)."""
+    builder = tfds.builder(name, data_dir=data_dir, config=config) if config is not None else tfds.builder(
+        name, data_dir=data_dir)
+    if download:
+        prepare(builder)
+    return builder
+
+
+def prepare(builder) -> None:
+    """`download_and_prepare` without computing statistics (a no-op once prepared; generates `mmzoo_shapes`)."""
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        compute_stats=tfds.download.ComputeStatsMode.SKIP))
+
+
+def decode_image(encoded: tf.Tensor, *, channels: int, stored, size: tuple[int, int]) -> tf.Tensor:
+    """Encoded image bytes -> (*size, 3) uint8 pixels: any bit depth, grey or RGBA to RGB, resized if needed."""
+    image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
     if image.dtype != tf.uint8:
         image = tf.image.convert_image_dtype(image, tf.uint8, saturate=True)
     if channels == 1:
@@ -219,7 +231,11 @@ def _to_model_inputs(example, *, keys, size, channels, stored, label_table, name
         image = image[..., :3]
     if tuple(stored) != tuple(size):
         image = resize_uint8(image, size)
-    image = tf.ensure_shape(image, (*size, 3))
+    return tf.ensure_shape(image, (*size, 3))
+
+
+def _to_model_inputs(example, *, keys, size, channels, stored, label_table, name):
+    image = decode_image(_get(example, keys["image"]), channels=channels, stored=stored, size=size)
     features = {"image": image, "text": _get(example, keys["text"])}
     if keys["label"] is None:
         return features
