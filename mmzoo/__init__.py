@@ -26,6 +26,7 @@ _PUBLIC = {
     "describe_recipe": "mmzoo.recipes",
     "export_model": "mmzoo.export",
     "get_backbone": "mmzoo.classifier",
+    "get_feature_model": "mmzoo.classifier",
     "get_image_tower": "mmzoo.classifier",
     "get_recipe": "mmzoo.recipes",
     "get_vectorizer": "mmzoo.classifier",

@@ -36,6 +36,7 @@ def build_classifier(
     trainable_stages=None,
     embedding_dim=128,
     text_units=128,
+    text_token_embeddings=False,
     fusion_units=256,
     fusion_options=None,
     head_hidden_units=None,
@@ -49,7 +50,8 @@ def build_classifier(
 
     Give the vocabulary (a list of tokens) or `texts` to adapt one from (at most `max_tokens` entries).
     `num_classes` may be left out when `class_names` is given. `fusion_options` passes family-specific
-    arguments to the fusion layer (e.g. `{"num_heads": 4}` or `{"rank": 8}`).
+    arguments to the fusion layer (e.g. `{"num_heads": 4}` or `{"rank": 8}`). `text_token_embeddings=True`
+    gives a token fusion each word's embedding beside its recurrent state (`apply_text_tower`).
     """
     num_classes = _resolve_num_classes(num_classes, class_names)
     if image_tower is None and text_tower is None:
@@ -69,6 +71,11 @@ def build_classifier(
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
     mode = "tokens" if two_towers and FUSIONS[fusion].requires_tokens else "pooled"
+    if text_token_embeddings and mode != "tokens":
+        raise ValueError(
+            "`text_token_embeddings=True` needs a fusion that attends over text tokens (e.g. glimpse, attention). "
+            f"Received: text_token_embeddings=True with fusion={fusion!r}, text_tower={text_tower!r}"
+        )
 
     # === Layers ===
     head = ClassifierHead(num_classes, class_names=class_names, hidden_units=head_hidden_units, dropout=dropout, name="head")
@@ -104,6 +111,7 @@ def build_classifier(
                 units=text_units,
                 output=mode,
                 dropout=dropout,
+                token_embeddings=text_token_embeddings,
                 name=f"{text_tower}_tower",
             )
         )
@@ -175,6 +183,36 @@ def get_embedding_model(model):
     """{"image", "token_ids"} -> the joint embedding in front of the head (the fusion's output), sharing weights."""
     backbone = get_backbone(model)
     return keras.Model(backbone.input, backbone.get_layer("head").input, name="embedding")
+
+
+class _GivenTowerOutput(keras.layers.Layer):
+    """Stands in for the image tower in `get_feature_model`: its input already is the tower's output."""
+
+    def call(self, inputs, mask=None):
+        return inputs
+
+
+def get_feature_model(model):
+    """The backbone after its image tower: {"image": the tower's output, "token_ids"} -> logits, sharing weights.
+
+    With the tower frozen, fitting this on tower outputs computed once trains the classifier exactly as fitting
+    the backbone would, without running the tower again every epoch (`mmzoo train` does this after object
+    pretraining). A training-time view: save and export `model` itself.
+    """
+    backbone, tower = get_backbone(model), get_image_tower(model)
+    if tower is None:
+        raise ValueError(f"A feature model needs a classifier with an image tower. Received: {model.name!r}, which has none")
+    inputs = {
+        key: keras.Input(tower.output.shape[1:], name=key) if key == "image"
+        else keras.Input(tensor.shape[1:], dtype=tensor.dtype, name=key)
+        for key, tensor in backbone.input.items()
+    }
+    return keras.models.clone_model(
+        backbone,
+        input_tensors=inputs,
+        # Every other layer is the backbone's own (so its weights are shared), called again on the new inputs.
+        clone_function=lambda layer: _GivenTowerOutput(name="image_features") if layer is tower else layer,
+    )
 
 
 def load_model(path, safe_mode=True):

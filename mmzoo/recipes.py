@@ -167,5 +167,8 @@ def coord_cnn_gru_film():
 
 @register_recipe
 def coord_cnn_gru_glimpse():
-    """Position-aware small CNN + GRU; four question-guided glimpses find, read and count objects. The main job's model."""
-    return dict(_COORD_CNN_GRU, fusion="glimpse", fusion_options={"num_glimpses": 4, "grid_positions": True})
+    """Position-aware small CNN + GRU (word embeddings beside its states); four question-guided glimpses find, read
+    and count objects, and two word-order relation heads compare where the objects named first and second are.
+    The main job's model."""
+    return dict(_COORD_CNN_GRU, fusion="glimpse", text_token_embeddings=True,
+                fusion_options={"num_glimpses": 4, "grid_positions": True, "relation_heads": 2})

@@ -140,3 +140,39 @@ def test_single_tower_classifiers_take_only_their_input():
 def test_tower_and_fusion_combinations_are_checked(towers, message):
     with pytest.raises(ValueError, match=message):
         mmzoo.build_classifier(**towers, **tiny_overrides())
+
+
+def test_feature_model_shares_the_backbone_after_its_image_tower():
+    model = mmzoo.build_model("coord_cnn_gru_glimpse", **tiny_overrides(dropout=0.0))
+    backbone, tower = mmzoo.get_backbone(model), mmzoo.get_image_tower(model)
+    features = mmzoo.get_feature_model(model)
+    x, labels = tiny_batch(batch_size=4)
+    token_ids = mmzoo.get_vectorizer(model)(tf.constant(list(x["text"])))
+    image = tf.constant(x["image"], tf.float32)
+    tokens = tower(image)
+
+    def both():
+        return (keras.ops.convert_to_numpy(backbone({"image": image, "token_ids": token_ids})),
+                keras.ops.convert_to_numpy(features({"image": tokens, "token_ids": token_ids})))
+
+    np.testing.assert_allclose(*both(), atol=1e-5)
+    assert not {id(w) for w in tower.weights} & {id(w) for w in features.weights}
+    # Fitting the feature model trains the backbone's own layers: the two still agree, and the backbone moved.
+    before = both()[0]
+    features.compile(optimizer=keras.optimizers.Adam(0.05),
+                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    features.fit({"image": tokens, "token_ids": token_ids}, labels, epochs=2, verbose=0)
+    after_backbone, after_features = both()
+    np.testing.assert_allclose(after_backbone, after_features, atol=1e-5)
+    assert np.abs(after_backbone - before).max() > 1e-3
+    text_only = mmzoo.build_classifier(image_tower=None, text_tower="gru", fusion=None, **tiny_overrides())
+    with pytest.raises(ValueError, match="needs a classifier with an image tower"):
+        mmzoo.get_feature_model(text_only)
+
+
+def test_text_token_embeddings_need_a_token_fusion():
+    model = mmzoo.build_model("coord_cnn_gru_glimpse", **tiny_overrides())
+    text_tokens = mmzoo.get_backbone(model).get_layer("fusion").input[1]
+    assert text_tokens.shape[-1] == 16 + 16  # embedding_dim + text_units
+    with pytest.raises(ValueError, match="text_token_embeddings=True` needs a fusion that attends over text tokens"):
+        mmzoo.build_model("small_cnn_lstm_concat", text_token_embeddings=True, **tiny_overrides())

@@ -350,8 +350,10 @@ def test_glimpse_finds_counts_and_locates_the_token_it_looks_for():
     np.testing.assert_allclose(seen["where"][1, 1], [(line[0] + line[3]) / 2, (line[3] + line[0]) / 2], atol=1e-4)
     assert seen["attention"].shape == (2, 2, side * side) and seen["read"].shape == (2, 2, dim)
     np.testing.assert_allclose(seen["attention"].sum(-1), 1.0, rtol=1e-5)
-    # Non-matching tokens score 0 (gate 0.5); each match adds a gate of ~1: the count tells one match from two.
-    np.testing.assert_allclose(seen["count"][:, 0], [1 + 15 * 0.5, 2 + 14 * 0.5], atol=1e-4)
+    # Non-matching tokens score 0 (gate sigmoid(gate_bias) = sigmoid(-4), small); each match adds a gate of ~1:
+    # the count tells one match from two.
+    off = 1.0 / (1.0 + np.exp(4.0))
+    np.testing.assert_allclose(seen["count"][:, 0], [1 + 15 * off, 2 + 14 * off], atol=1e-4)
     np.testing.assert_allclose(seen["peak"], 1.0, atol=1e-4)
 
 
@@ -365,3 +367,59 @@ def test_glimpse_grid_positions_need_a_square_grid():
         make("glimpse", grid_positions=1)
     with pytest.raises(ValueError, match="raise `max_text_steps`. Received: text_features with 5 steps"):
         make("glimpse", max_text_steps=4)([image, text])
+
+
+def _relation_glimpse(side, dim=4):
+    """A GlimpseFusion with one relation head whose word t (one-hot text feature t) looks for image feature t."""
+    layer = make("glimpse", num_glimpses=1, key_dim=dim, grid_positions=True, relation_heads=1)
+    layer.build([(None, side * side, dim), (None, 3, TEXT_DIM)])
+    layer.keys.set_weights([np.eye(dim, dtype="float32"), np.zeros(dim, "float32")])
+    word_queries = np.zeros((TEXT_DIM, dim), "float32")
+    word_queries[0, 0] = word_queries[1, 1] = 40.0
+    layer.word_queries.set_weights([word_queries, np.zeros(dim, "float32")])
+    layer.relation_words.set_weights([np.zeros((TEXT_DIM, 1), "float32"), np.zeros(1, "float32")])  # uniform beta
+    return layer
+
+
+def test_glimpse_relation_heads_compare_the_first_named_with_the_second():
+    side, dim = 4, 4
+    layer = _relation_glimpse(side, dim)
+    image = np.zeros((1, side * side, dim), "float32")
+    image[0, 1 * side + 0, 0] = 5.0  # object 0 at row 1, column 0
+    image[0, 2 * side + 3, 1] = 5.0  # object 1 at row 2, column 3
+    words = np.eye(TEXT_DIM, dtype="float32")
+    first_0 = np.stack([words[0], words[1], words[4]])[None]  # "object 0 ... object 1 <pad>"
+    first_1 = np.stack([words[1], words[0], words[4]])[None]  # "object 1 ... object 0 <pad>"
+    mask = np.array([[True, True, False]])
+    line = np.linspace(-1.0, 1.0, side)
+    offset = np.array([line[0] - line[3], line[1] - line[2]])  # (column, row) of object 0 minus object 1
+    relation = lambda text: keras.ops.convert_to_numpy(layer.look([image, text], mask=[None, mask])["relation"])
+    # Two valid words of weight 1/2: beta_1 beta_2 (where_1 - where_2) = (where_1 - where_2) / 4; the padded
+    # third word counts for nothing.
+    np.testing.assert_allclose(relation(first_0)[0, 0], offset / 4, atol=1e-4)
+    np.testing.assert_allclose(relation(first_1)[0, 0], -offset / 4, atol=1e-4)
+    assert layer([image, first_0], mask=[None, mask]).shape == (1, UNITS)
+
+
+def test_glimpse_gate_bias_and_relation_heads_round_trip_and_are_checked():
+    image, text = rng().normal(size=(2, 9, IMAGE_DIM)).astype("float32"), rng(1).normal(size=(2, 5, TEXT_DIM)).astype("float32")
+    layer = make("glimpse", grid_positions=True, relation_heads=2, gate_bias=-2.5)
+    expected = keras.ops.convert_to_numpy(layer([image, text]))
+    config = layer.get_config()
+    assert config["relation_heads"] == 2 and config["gate_bias"] == -2.5
+    restored = type(layer).from_config(config)
+    restored([image, text])
+    restored.set_weights(layer.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(restored([image, text])), expected, atol=1e-6)
+    assert float(keras.ops.convert_to_numpy(layer.gate_bias_weight)) == -2.5
+    # A config saved before the gate bias existed loads without one (its weights then fit).
+    old = {k: v for k, v in make("glimpse").get_config().items() if k not in ("gate_bias", "relation_heads")}
+    assert type(layer).from_config(old).gate_bias is None
+    for kwargs, message in [
+        (dict(relation_heads=1), "need grid_positions=True"),
+        (dict(grid_positions=True, relation_heads=-1), "relation_heads=-1"),
+        (dict(gate_bias="low"), "gate_bias='low'"),
+        (dict(gate_bias=float("nan")), "gate_bias=nan"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            make("glimpse", **kwargs)

@@ -103,6 +103,21 @@ def test_text_tower_pooled_and_tokens_carry_the_mask(kind, width):
     np.testing.assert_allclose(model(token_ids), model(token_ids[:, :3]), atol=1e-6)
 
 
+def test_text_tower_tokens_with_embeddings_keep_the_mask():
+    ids = keras.Input((None,), dtype="int64")
+    tokens = apply_text_tower(ids, kind="gru", vocabulary_size=6, embedding_dim=4, units=8, output="tokens",
+                              token_embeddings=True)
+    assert tokens.shape == (None, None, 4 + 8) and getattr(tokens, "_keras_mask", None) is not None
+    model = keras.Model(ids, tokens)
+    values = keras.ops.convert_to_numpy(model(np.array([[2, 3, 0]])))
+    embedding = keras.ops.convert_to_numpy(model.get_layer("text_embedding")(np.array([[2, 3, 0]])))
+    np.testing.assert_allclose(values[..., :4], embedding, atol=1e-6)  # [embedding; state] per word
+    with pytest.raises(ValueError, match="needs token features"):
+        apply_text_tower(ids, kind="gru", vocabulary_size=6, token_embeddings=True)
+    with pytest.raises(ValueError, match="token_embeddings='yes'"):
+        apply_text_tower(ids, kind="gru", vocabulary_size=6, output="tokens", token_embeddings="yes")
+
+
 def test_vectorizer_keeps_its_vocabulary_and_unknown_words_map_to_oov():
     vectorizer = build_text_vectorizer(["", "[UNK]", "red", "circle"], sequence_length=4)
     assert vectorizer.get_vocabulary() == ["", "[UNK]", "red", "circle"]

@@ -1,6 +1,7 @@
 """Glimpse fusion: the question looks at the image a few times, and each look can find, read and count."""
 
 import math
+import numbers
 
 import keras
 from keras import ops
@@ -19,16 +20,24 @@ class GlimpseFusion(FusionLayer):
     reads, `s_gi = <W_k x_i, (W_q [w_1..w_G])_g> / sqrt(key_dim)`, and returns:
 
     - `read_g = sum_i softmax_i(s_g) W_v x_i`: the features of what it found ("what colour is the circle");
-    - `count_g = sum_i sigmoid(s_gi)`: how many tokens match — softmax attention cannot count, a sum of
+    - `count_g = sum_i sigmoid(s_gi + b)`: how many tokens match — softmax attention cannot count, a sum of
       independent gates can (Zhang et al., 2018);
-    - `peak_g = max_i sigmoid(s_gi)`: whether anything matches ("is there a ...");
+    - `peak_g = max_i sigmoid(s_gi + b)`: whether anything matches ("is there a ...");
     - with `grid_positions=True`, `where_g = sum_i softmax_i(s_g) p_i`: the attended column and row `p_i` in
       [-1, 1], for image tokens that form a square grid (`steps = g * g`, row-major, as the image towers'
       `output="tokens"` give; no image mask). Two glimpses can then compare two objects ("is the red circle left
       of the blue square") from four numbers rather than from position channels diluted in `read`.
 
-    `out = dropout(relu(W [q; read_1..G; count_1..G; peak_1..G; where_1..G] + b))`. `look(inputs)` returns the
-    attention maps and the other pieces, for inspection.
+    Pooled glimpses see the question as a bag of words: nothing tells them which object was named first, and in
+    practice they do not learn to (position questions stay at chance, docs/cli.md). `relation_heads=R` adds
+    order by construction: every word `t` points at a grid position `where_t` (attention with its own query
+    `W_w h_t`), each head weighs the words with a learned softmax `beta_t`, and returns
+    `rel_r = sum_{t<u} beta_t beta_u (where_t - where_u)` — first named minus second named. The glimpses'
+    queries are then the same per-word queries, averaged with their word attention
+    (`sum_t softmax_t(...) W_w h_t`), so every question type trains what the relations rely on.
+
+    `out = dropout(relu(W [q; read_1..G; count_1..G; peak_1..G; where_1..G; rel_1..R] + b))`. `look(inputs)`
+    returns the attention maps and the other pieces, for inspection.
 
     Args:
         units: width of the output.
@@ -36,13 +45,18 @@ class GlimpseFusion(FusionLayer):
         key_dim: width of queries, keys and read values (default: `units`).
         grid_positions: also return where each glimpse looked (needs a square grid of image tokens).
         max_text_steps: the longest text (in tokens) the word-position bias covers.
+        gate_bias: initial value of the learned gate bias `b`, or None for no bias (models saved before it
+            existed). Negative, so that at initialisation few of the many image tokens count as a match: with
+            gates at 0.5 each glimpse's count starts near half the number of tokens (32 on an 8x8 grid), which
+            swamps the output projection and made training collapse on some seeds (docs/cli.md).
+        relation_heads: number of word-order relation heads (0: none; needs `grid_positions=True`).
         dropout: dropout rate on the output.
     """
 
     requires_tokens = True
 
-    def __init__(self, units, num_glimpses=2, key_dim=None, grid_positions=False, max_text_steps=64, dropout=0.0,
-                 **kwargs):
+    def __init__(self, units, num_glimpses=2, key_dim=None, grid_positions=False, max_text_steps=64, gate_bias=-4.0,
+                 relation_heads=0, dropout=0.0, **kwargs):
         super().__init__(units=units, dropout=dropout, **kwargs)
         self.num_glimpses = check_positive_int(num_glimpses, "num_glimpses")
         self.key_dim = check_positive_int(key_dim if key_dim is not None else self.units, "key_dim")
@@ -50,12 +64,26 @@ class GlimpseFusion(FusionLayer):
             raise ValueError(f"`grid_positions` must be True or False. Received: grid_positions={grid_positions!r}")
         self.grid_positions = grid_positions
         self.max_text_steps = check_positive_int(max_text_steps, "max_text_steps")
+        if gate_bias is not None and (isinstance(gate_bias, bool) or not isinstance(gate_bias, numbers.Real)
+                                      or not math.isfinite(gate_bias)):
+            raise ValueError(f"`gate_bias` must be a finite number or None. Received: gate_bias={gate_bias!r}")
+        self.gate_bias = None if gate_bias is None else float(gate_bias)
+        if isinstance(relation_heads, bool) or not isinstance(relation_heads, numbers.Integral) or relation_heads < 0:
+            raise ValueError(f"`relation_heads` must be a non-negative integer. Received: relation_heads={relation_heads!r}")
+        self.relation_heads = int(relation_heads)
+        if self.relation_heads and not grid_positions:
+            raise ValueError("`relation_heads` compare positions on the image grid and need grid_positions=True. "
+                             f"Received: relation_heads={relation_heads!r}, grid_positions=False")
         # === Layers ===
         common = dict(dtype=self.dtype_policy)
         self.keys = keras.layers.Dense(self.key_dim, name="keys", **common)
         self.values = keras.layers.Dense(self.key_dim, name="values", **common)
         self.word_scores = keras.layers.Dense(self.num_glimpses, name="word_scores", **common)
-        self.queries = keras.layers.Dense(self.num_glimpses * self.key_dim, name="queries", **common)
+        if self.relation_heads:
+            self.word_queries = keras.layers.Dense(self.key_dim, name="word_queries", **common)
+            self.relation_words = keras.layers.Dense(self.relation_heads, name="relation_words", **common)
+        else:
+            self.queries = keras.layers.Dense(self.num_glimpses * self.key_dim, name="queries", **common)
         self.output_projection = keras.layers.Dense(self.units, activation="relu", name="output_projection", **common)
 
     def _grid_side(self, steps, image_mask=None):
@@ -80,9 +108,16 @@ class GlimpseFusion(FusionLayer):
                              f"Received: text_features with {text_shape[1]} steps")
         self.word_position_bias = self.add_weight(
             shape=(self.max_text_steps, self.num_glimpses), initializer="zeros", name="word_position_bias")
-        self.queries.build((text_shape[0], self.num_glimpses * text_shape[-1]))
+        if not self.relation_heads:
+            self.queries.build((text_shape[0], self.num_glimpses * text_shape[-1]))
+        if self.gate_bias is not None:
+            self.gate_bias_weight = self.add_weight(
+                shape=(), initializer=keras.initializers.Constant(self.gate_bias), name="gate_bias")
         self._grid_side(image_shape[1])
-        read_width = self.num_glimpses * (self.key_dim + 2 + (2 if self.grid_positions else 0))
+        if self.relation_heads:
+            self.word_queries.build(text_shape)
+            self.relation_words.build(text_shape)
+        read_width = self.num_glimpses * (self.key_dim + 2 + (2 if self.grid_positions else 0)) + 2 * self.relation_heads
         self.output_projection.build((image_shape[0], text_shape[-1] + read_width))
         self.output_dropout.build((image_shape[0], self.units))
         self.built = True
@@ -90,7 +125,8 @@ class GlimpseFusion(FusionLayer):
     def look(self, inputs, mask=None):
         """What the glimpses see, for inspection (e.g. plotting `attention` over the image grid): a dict of
         `attention` and `gates` (batch, glimpses, image steps), `read` (batch, glimpses, key_dim), `count` and
-        `peak` (batch, glimpses), and `where` (batch, glimpses, 2: column, row) when the tokens form a grid."""
+        `peak` (batch, glimpses), `where` (batch, glimpses, 2: column, row) when the tokens form a grid, and
+        `relation` (batch, relation_heads, 2) with relation heads."""
         image, text, image_mask, text_mask = self._unpack(inputs, mask)
         image = zero_padding(image, image_mask, self.compute_dtype)
         text = zero_padding(text, text_mask, self.compute_dtype)  # a row of padding only reads zeros
@@ -105,11 +141,18 @@ class GlimpseFusion(FusionLayer):
         if text_mask is not None:
             word_valid = ops.expand_dims(ops.cast(text_mask, "bool"), -1)
             word_scores = ops.where(word_valid, word_scores, ops.cast(-1e4, word_scores.dtype))
-        words = ops.einsum("btg,btd->bgd", ops.softmax(word_scores, axis=1), text)  # (batch, glimpses, dim)
-        words = ops.reshape(words, (-1, self.num_glimpses * text.shape[-1]))
-        queries = ops.reshape(self.queries(words), (-1, self.num_glimpses, self.key_dim))
+        word_attention = ops.softmax(word_scores, axis=1)  # (batch, text steps, glimpses)
+        if self.relation_heads:
+            # One query per word, shared by the glimpses and the relations: every question type trains it.
+            word_queries = self.word_queries(text)  # (batch, text steps, key_dim)
+            queries = ops.einsum("btg,btd->bgd", word_attention, word_queries)
+        else:
+            word_queries = None
+            words = ops.einsum("btg,btd->bgd", word_attention, text)  # (batch, glimpses, dim)
+            words = ops.reshape(words, (-1, self.num_glimpses * text.shape[-1]))
+            queries = ops.reshape(self.queries(words), (-1, self.num_glimpses, self.key_dim))
         scores = ops.einsum("bgd,bsd->bgs", queries, keys) / ops.cast(math.sqrt(self.key_dim), keys.dtype)
-        gates = ops.sigmoid(scores)
+        gates = ops.sigmoid(scores if self.gate_bias is None else scores + ops.cast(self.gate_bias_weight, scores.dtype))
         if image_mask is not None:
             valid = ops.expand_dims(ops.cast(image_mask, "bool"), 1)  # (batch, 1, steps)
             scores = ops.where(valid, scores, ops.cast(-1e4, scores.dtype))
@@ -126,8 +169,29 @@ class GlimpseFusion(FusionLayer):
         if side:
             line = ops.linspace(-1.0, 1.0, side)
             positions = ops.stack([ops.tile(line, (side,)), ops.repeat(line, side)], axis=-1)  # row-major (steps, 2)
-            seen["where"] = ops.einsum("bgs,sc->bgc", attention, ops.cast(positions, attention.dtype))
+            positions = ops.cast(positions, attention.dtype)
+            seen["where"] = ops.einsum("bgs,sc->bgc", attention, positions)
+            if self.relation_heads:
+                seen["relation"] = self._relations(text, text_mask, keys, positions, word_queries)
         return seen
+
+    def _relations(self, text, text_mask, keys, positions, word_queries):
+        """`(batch, relation_heads, 2)`: for each head, sum over word pairs t < u of
+        `beta_t beta_u (where_t - where_u)`, where `where_t` is the grid position word `t` points at and
+        `beta` a learned softmax over words. The ordering is built in (first named minus second named), so
+        "is A left of B" needs no glimpse to learn which object came first — a symmetry pooled glimpses do
+        not break within a short training (docs/cli.md)."""
+        scores = ops.einsum("btd,bsd->bts", word_queries, keys) / ops.cast(math.sqrt(self.key_dim), keys.dtype)
+        word_where = ops.einsum("bts,sc->btc", ops.softmax(scores, axis=-1), positions)  # (batch, text steps, 2)
+        beta_scores = self.relation_words(text)  # (batch, text steps, heads)
+        if text_mask is not None:
+            word_valid = ops.expand_dims(ops.cast(text_mask, "bool"), -1)
+            beta_scores = ops.where(word_valid, beta_scores, ops.cast(-1e4, beta_scores.dtype))
+        beta = ops.softmax(beta_scores, axis=1)
+        through = ops.cumsum(beta, axis=1)  # weight of words up to and including t
+        # sum_{t<u} b_t b_u (w_t - w_u) = sum_t b_t w_t (weight after t - weight before t)
+        signed = beta * ((1.0 - through) - (through - beta))
+        return ops.einsum("btr,btc->brc", signed, word_where)
 
     def call(self, inputs, mask=None, training=None):
         _, text, _, text_mask = self._unpack(inputs, mask)
@@ -140,11 +204,18 @@ class GlimpseFusion(FusionLayer):
         ]
         if "where" in seen:
             parts.append(ops.reshape(seen["where"], (-1, self.num_glimpses * 2)))
+        if "relation" in seen:
+            parts.append(ops.reshape(seen["relation"], (-1, self.relation_heads * 2)))
         fused = self.output_projection(ops.concatenate(parts, axis=-1))
         return self.output_dropout(fused, training=training)
 
     def get_config(self):
         config = super().get_config()
         config.update({"num_glimpses": self.num_glimpses, "key_dim": self.key_dim, "grid_positions": self.grid_positions,
-                       "max_text_steps": self.max_text_steps})
+                       "max_text_steps": self.max_text_steps, "gate_bias": self.gate_bias, "relation_heads": self.relation_heads})
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # A config saved before `gate_bias` existed has no gate bias weight: load it as it was.
+        return cls(**{"gate_bias": None, **config})

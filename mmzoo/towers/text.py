@@ -99,12 +99,16 @@ def apply_text_tower(
     units=128,
     output="pooled",
     dropout=0.0,
+    token_embeddings=False,
     name="text",
 ):
     """Apply Embedding(mask_zero=True) + a recurrent encoder to symbolic `token_ids` (batch, steps).
 
     Returns (batch, units) for `output="pooled"` (the last state; padding skipped by the mask) or
     (batch, steps, units) with the padding mask attached for `output="tokens"`. BiLSTM doubles `units`.
+    `token_embeddings=True` (tokens only) returns `[embedding; state]` per word, (batch, steps,
+    embedding_dim + units): a word-level attention can then find a word by what it is, not only by the
+    sentence state around it, which mixes in the words before it.
     """
     if kind not in TEXT_TOWERS:
         raise ValueError(
@@ -115,5 +119,13 @@ def apply_text_tower(
     for arg, value in (("embedding_dim", embedding_dim), ("text_units", units)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
+    if not isinstance(token_embeddings, bool):
+        raise ValueError(f"`token_embeddings` must be True or False. Received: token_embeddings={token_embeddings!r}")
+    if token_embeddings and output != "tokens":
+        raise ValueError("`token_embeddings=True` needs token features (a fusion that attends over tokens); "
+                         f"the text tower's output here is {output!r}")
     x = keras.layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name=f"{name}_embedding")(token_ids)
-    return _recurrent_layer(kind, units, output == "tokens", dropout, f"{name}_{kind}")(x)
+    states = _recurrent_layer(kind, units, output == "tokens", dropout, f"{name}_{kind}")(x)
+    if token_embeddings:
+        return keras.layers.Concatenate(name=f"{name}_tokens")([x, states])  # keeps the padding mask
+    return states
