@@ -517,9 +517,11 @@ def run_training(args):
     with strategy.scope():
         backbone = mmzoo.get_backbone(model)
         fitted = mmzoo.get_feature_model(model) if frozen_tower else backbone
+        optimizer = keras.optimizers.Adam(_learning_rate(args, steps_per_epoch))
+        # One optimizer for both: the same trainable weights, and the saved model keeps the state that trained them.
         for compiled in {id(backbone): backbone, id(fitted): fitted}.values():
             compiled.compile(
-                optimizer=keras.optimizers.Adam(_learning_rate(args, steps_per_epoch)),
+                optimizer=optimizer,
                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),  # the models return logits
                 metrics=["accuracy"],
             )

@@ -192,8 +192,9 @@ def test_train_under_mirrored_strategy_exports_the_raw_input_model(tmp_path, cap
 
 
 def _command(tmp_path, epochs):
-    return [sys.executable, "-m", "mmzoo.cli", "train", *TINY, "--epochs", str(epochs),
-            "--output-dir", str(tmp_path / "run"), "--no-export"]
+    # Enough data that an epoch on the cached frozen-tower outputs takes longer than the kill does to arrive.
+    return [sys.executable, "-m", "mmzoo.cli", "train", *TINY, "--train-split", "train[:10%]", "--object-epochs", "1",
+            "--epochs", str(epochs), "--output-dir", str(tmp_path / "run"), "--no-export"]
 
 
 def _env():
@@ -229,6 +230,8 @@ def test_resume_after_kill_9_continues_from_the_last_completed_epoch(tmp_path):
     assert f"Epoch {completed + 1}/{epochs}" in rerun.stdout and "Epoch 1/" not in rerun.stdout
     # The object pretraining of the first run is loaded, not repeated.
     assert "Image tower: object pretraining loaded from" in rerun.stdout
+    # ... and the frozen tower's outputs computed again, once, for the epochs left.
+    assert rerun.stdout.count("Computing the frozen image tower's outputs once") == 1
     # Every epoch logged exactly once, the ones before the kill kept.
     assert _csv_epochs(tmp_path / "run" / "training_log.csv") == list(range(epochs))
     assert "Test accuracy: " in rerun.stdout

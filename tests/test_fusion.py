@@ -394,10 +394,10 @@ def test_glimpse_relation_heads_compare_the_first_named_with_the_second():
     line = np.linspace(-1.0, 1.0, side)
     offset = np.array([line[0] - line[3], line[1] - line[2]])  # (column, row) of object 0 minus object 1
     relation = lambda text: keras.ops.convert_to_numpy(layer.look([image, text], mask=[None, mask])["relation"])
-    # Two valid words of weight 1/2: beta_1 beta_2 (where_1 - where_2) = (where_1 - where_2) / 4; the padded
-    # third word counts for nothing.
-    np.testing.assert_allclose(relation(first_0)[0, 0], offset / 4, atol=1e-4)
-    np.testing.assert_allclose(relation(first_1)[0, 0], -offset / 4, atol=1e-4)
+    # Two valid words of weight 1/2: the one pair's offset where_1 - where_2 (weighted mean over word pairs); the
+    # padded third word counts for nothing.
+    np.testing.assert_allclose(relation(first_0)[0, 0], offset, atol=1e-4)
+    np.testing.assert_allclose(relation(first_1)[0, 0], -offset, atol=1e-4)
     assert layer([image, first_0], mask=[None, mask]).shape == (1, UNITS)
 
 

@@ -31,13 +31,15 @@ class GlimpseFusion(FusionLayer):
     Pooled glimpses see the question as a bag of words: nothing tells them which object was named first, and in
     practice they do not learn to (position questions stay at chance, docs/cli.md). `relation_heads=R` adds
     order by construction: every word `t` points at a grid position `where_t` (attention with its own query
-    `W_w h_t`), each head weighs the words with a learned softmax `beta_t`, and returns
-    `rel_r = sum_{t<u} beta_t beta_u (where_t - where_u)` — first named minus second named. The glimpses'
-    queries are then the same per-word queries, averaged with their word attention
-    (`sum_t softmax_t(...) W_w h_t`), so every question type trains what the relations rely on.
+    `W_w h_t`), each head weighs the words with a learned softmax `beta_t`, and returns the weighted mean offset
+    over word pairs `rel_r = sum_{t<u} beta_t beta_u (where_t - where_u) / sum_{t<u} beta_t beta_u` — first
+    named minus second named. The question sets which way to compare ("left of": the first column minus the
+    second is negative), so `rel` enters the output both as it is and times `tanh(W_s q)`, which makes the
+    answer linear in it. The glimpses' queries are then the same per-word queries, averaged with their word
+    attention (`sum_t softmax_t(...) W_w h_t`), so every question type trains what the relations rely on.
 
-    `out = dropout(relu(W [q; read_1..G; count_1..G; peak_1..G; where_1..G; rel_1..R] + b))`. `look(inputs)`
-    returns the attention maps and the other pieces, for inspection.
+    `out = dropout(relu(W [q; read_1..G; count_1..G; peak_1..G; where_1..G; rel; rel * tanh(W_s q)] + b))`,
+    with `rel` in grid cells. `look(inputs)` returns the attention maps and the other pieces, for inspection.
 
     Args:
         units: width of the output.
@@ -82,6 +84,7 @@ class GlimpseFusion(FusionLayer):
         if self.relation_heads:
             self.word_queries = keras.layers.Dense(self.key_dim, name="word_queries", **common)
             self.relation_words = keras.layers.Dense(self.relation_heads, name="relation_words", **common)
+            self.relation_signs = keras.layers.Dense(2 * self.relation_heads, name="relation_signs", **common)
         else:
             self.queries = keras.layers.Dense(self.num_glimpses * self.key_dim, name="queries", **common)
         self.output_projection = keras.layers.Dense(self.units, activation="relu", name="output_projection", **common)
@@ -117,7 +120,8 @@ class GlimpseFusion(FusionLayer):
         if self.relation_heads:
             self.word_queries.build(text_shape)
             self.relation_words.build(text_shape)
-        read_width = self.num_glimpses * (self.key_dim + 2 + (2 if self.grid_positions else 0)) + 2 * self.relation_heads
+            self.relation_signs.build((text_shape[0], text_shape[-1]))
+        read_width = self.num_glimpses * (self.key_dim + 2 + (2 if self.grid_positions else 0)) + 4 * self.relation_heads
         self.output_projection.build((image_shape[0], text_shape[-1] + read_width))
         self.output_dropout.build((image_shape[0], self.units))
         self.built = True
@@ -191,7 +195,11 @@ class GlimpseFusion(FusionLayer):
         through = ops.cumsum(beta, axis=1)  # weight of words up to and including t
         # sum_{t<u} b_t b_u (w_t - w_u) = sum_t b_t w_t (weight after t - weight before t)
         signed = beta * ((1.0 - through) - (through - beta))
-        return ops.einsum("btr,btc->brc", signed, word_where)
+        # Divided by the total pair weight sum_{t<u} b_t b_u = (1 - sum_t b_t^2) / 2: a weighted mean of the
+        # pairwise offsets, of the same size whether beta is spread over the sentence (at the start) or not.
+        pairs = (1.0 - ops.sum(ops.square(beta), axis=1)) / 2.0  # (batch, heads)
+        pairs = ops.maximum(pairs, ops.cast(1e-3, pairs.dtype))
+        return ops.einsum("btr,btc->brc", signed, word_where) / ops.expand_dims(pairs, -1)
 
     def call(self, inputs, mask=None, training=None):
         _, text, _, text_mask = self._unpack(inputs, mask)
@@ -205,7 +213,14 @@ class GlimpseFusion(FusionLayer):
         if "where" in seen:
             parts.append(ops.reshape(seen["where"], (-1, self.num_glimpses * 2)))
         if "relation" in seen:
-            parts.append(ops.reshape(seen["relation"], (-1, self.relation_heads * 2)))
+            # In grid cells rather than [-1, 1]: offsets of a fraction of the image are small numbers, which the
+            # projection learned to use only late and on some seeds (docs/cli.md).
+            cells = ops.cast((math.isqrt(seen["attention"].shape[-1]) - 1) / 2, seen["relation"].dtype)
+            relation = ops.reshape(seen["relation"], (-1, self.relation_heads * 2)) * cells
+            # The question picks the axis and direction ("left of": first column minus second, negative), so the
+            # answer is linear in relation x sign instead of an XOR the projection would have to learn.
+            signs = ops.tanh(self.relation_signs(parts[0]))
+            parts += [relation, relation * signs]
         fused = self.output_projection(ops.concatenate(parts, axis=-1))
         return self.output_dropout(fused, training=training)
 
