@@ -180,8 +180,8 @@ class GlimpseFusion(FusionLayer):
         return seen
 
     def _relations(self, text, text_mask, keys, positions, word_queries):
-        """`(batch, relation_heads, 2)`: for each head, sum over word pairs t < u of
-        `beta_t beta_u (where_t - where_u)`, where `where_t` is the grid position word `t` points at and
+        """`(batch, relation_heads, 2)`: for each head, the mean over word pairs t < u, weighted by
+        `beta_t beta_u`, of `where_t - where_u`, where `where_t` is the grid position word `t` points at and
         `beta` a learned softmax over words. The ordering is built in (first named minus second named), so
         "is A left of B" needs no glimpse to learn which object came first — a symmetry pooled glimpses do
         not break within a short training (docs/cli.md)."""
@@ -213,8 +213,7 @@ class GlimpseFusion(FusionLayer):
         if "where" in seen:
             parts.append(ops.reshape(seen["where"], (-1, self.num_glimpses * 2)))
         if "relation" in seen:
-            # In grid cells rather than [-1, 1]: offsets of a fraction of the image are small numbers, which the
-            # projection learned to use only late and on some seeds (docs/cli.md).
+            # In grid cells rather than [-1, 1], so that an offset of a few cells is a number of a few units.
             cells = ops.cast((math.isqrt(seen["attention"].shape[-1]) - 1) / 2, seen["relation"].dtype)
             relation = ops.reshape(seen["relation"], (-1, self.relation_heads * 2)) * cells
             # The question picks the axis and direction ("left of": first column minus second, negative), so the
