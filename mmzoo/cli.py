@@ -512,11 +512,11 @@ def run_training(args):
             mmzoo.get_image_tower(model).trainable = False  # before compile: the optimizer then skips it
     # A frozen tower gives the same tokens every epoch: compute them once and fit the rest of the backbone on them
     # (on the bundled data 10 000 x 64 x 130 floats, 333 MB; larger data keeps running the tower every epoch).
-    frozen_tower = (bool(object_epochs) and not args.train_image_tower and args.strategy != "multiworker"
+    fit_on_tower_outputs = (bool(object_epochs) and not args.train_image_tower and args.strategy != "multiworker"
                     and _tower_output_bytes(model, info.num_examples) <= TOWER_OUTPUT_CACHE_BYTES)
     with strategy.scope():
         backbone = mmzoo.get_backbone(model)
-        fitted = mmzoo.get_feature_model(model) if frozen_tower else backbone
+        fitted = mmzoo.get_feature_model(model) if fit_on_tower_outputs else backbone
         optimizer = keras.optimizers.Adam(_learning_rate(args, steps_per_epoch))
         # One optimizer for both: the same trainable weights, and the saved model keeps the state that trained them.
         for compiled in {id(backbone): backbone, id(fitted): fitted}.values():
@@ -553,7 +553,7 @@ def run_training(args):
         if tensorboard_note:
             print(tensorboard_note)
 
-    if frozen_tower and resume_epoch < args.epochs:
+    if fit_on_tower_outputs and resume_epoch < args.epochs:
         tower = mmzoo.get_image_tower(model)
         say("Computing the frozen image tower's outputs once for all epochs.")
         train = _with_tower_outputs(tower, train, batch_size=args.batch_size, shuffle_seed=args.seed)
@@ -652,10 +652,8 @@ def _pretrain_objects(args, model, strategy, output_dir, epochs, *, verbose, say
         seed=args.seed, data_dir=args.data_dir)
     with strategy.scope():
         grid_model = build_object_grid_model(model, num_classes)
-        steps = int(objects.cardinality())
-        learning_rate = args.learning_rate
-        if args.schedule == "cosine" and steps > 0:  # decayed like the main training: the last epochs refine
-            learning_rate = keras.optimizers.schedules.CosineDecay(args.learning_rate, decay_steps=epochs * steps)
+        # Decayed like the main training (unknown cardinality, -2, keeps it constant): the last epochs refine.
+        learning_rate = _learning_rate(args, int(objects.cardinality()), epochs=epochs)
         grid_model.compile(
             optimizer=keras.optimizers.Adam(learning_rate),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -692,13 +690,15 @@ def _copy_pretrained(source, target, path):
     return copied
 
 
-def _learning_rate(args, steps_per_epoch):
-    if args.schedule == "constant" or not steps_per_epoch:
+def _learning_rate(args, steps_per_epoch, epochs=None):
+    """--learning-rate under --schedule, over `epochs` (default --epochs) of `steps_per_epoch` steps."""
+    if args.schedule == "constant" or not steps_per_epoch or steps_per_epoch < 0:
         return args.learning_rate
     import keras
 
     # Keyed on the optimizer's step count, which the backup restores: a resumed run continues the same curve.
-    return keras.optimizers.schedules.CosineDecay(args.learning_rate, decay_steps=args.epochs * steps_per_epoch)
+    return keras.optimizers.schedules.CosineDecay(
+        args.learning_rate, decay_steps=(epochs or args.epochs) * steps_per_epoch)
 
 
 def _build_for_multiworker(backbone, strategy, element_spec):

@@ -9,6 +9,14 @@ from keras import ops
 from mmzoo.fusion.base import FusionLayer, check_positive_int, masked_mean, zero_padding
 
 
+def _skip_padded_words(scores, text_mask):
+    """Scores `(batch, text steps, k)` of a softmax over words, with padded words pushed to weight 0."""
+    if text_mask is None:
+        return scores
+    word_valid = ops.expand_dims(ops.cast(text_mask, "bool"), -1)
+    return ops.where(word_valid, scores, ops.cast(-1e4, scores.dtype))
+
+
 @keras.saving.register_keras_serializable(package="mmzoo")
 class GlimpseFusion(FusionLayer):
     """Question-guided attention over image tokens with several glimpses (as in stacked-attention and MCB VQA).
@@ -142,9 +150,7 @@ class GlimpseFusion(FusionLayer):
                              f"Received: text_features with {steps} steps")
         bias = self.word_position_bias[: ops.shape(text)[1]]  # (text steps, glimpses)
         word_scores = word_scores + ops.cast(bias, word_scores.dtype)
-        if text_mask is not None:
-            word_valid = ops.expand_dims(ops.cast(text_mask, "bool"), -1)
-            word_scores = ops.where(word_valid, word_scores, ops.cast(-1e4, word_scores.dtype))
+        word_scores = _skip_padded_words(word_scores, text_mask)
         word_attention = ops.softmax(word_scores, axis=1)  # (batch, text steps, glimpses)
         if self.relation_heads:
             # One query per word, shared by the glimpses and the relations: every question type trains it.
@@ -188,9 +194,7 @@ class GlimpseFusion(FusionLayer):
         scores = ops.einsum("btd,bsd->bts", word_queries, keys) / ops.cast(math.sqrt(self.key_dim), keys.dtype)
         word_where = ops.einsum("bts,sc->btc", ops.softmax(scores, axis=-1), positions)  # (batch, text steps, 2)
         beta_scores = self.relation_words(text)  # (batch, text steps, heads)
-        if text_mask is not None:
-            word_valid = ops.expand_dims(ops.cast(text_mask, "bool"), -1)
-            beta_scores = ops.where(word_valid, beta_scores, ops.cast(-1e4, beta_scores.dtype))
+        beta_scores = _skip_padded_words(beta_scores, text_mask)
         beta = ops.softmax(beta_scores, axis=1)
         through = ops.cumsum(beta, axis=1)  # weight of words up to and including t
         # sum_{t<u} b_t b_u (w_t - w_u) = sum_t b_t w_t (weight after t - weight before t)
