@@ -22,9 +22,11 @@ sys.path.insert(0, HERE)
 import mmzoo  # noqa: E402,F401  (sets TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow is imported)
 
 MODELS = {
-    "mmzoo": "the mmzoo recipe (bench/common.py build_mmzoo_model), raw strings in",
+    "mmzoo": "the mmzoo recipe (bench/common.py build_mmzoo_model), raw strings in, mmzoo.compile_model (fused Adam)",
+    "mmzoo_keras_adam": "mmzoo compiled with keras.optimizers.Adam instead of mmzoo's fused Adam",
     "keras": "hand-written plain Keras (keras.applications.ResNet50 + Embedding + LSTM)",
     "keras_fused_bn": "keras with mmzoo.towers.normalization.fuse_batch_normalization on the ResNet50",
+    "keras_fused_adam": "keras compiled with mmzoo.optimizers.Adam (ResourceApplyAdam) instead of Keras' Adam",
     "keras_lstm_unroll": "keras with LSTM(unroll=True)",
     "keras_no_lstm_dropout": "keras with LSTM(dropout=0)",
     "keras_image_only": "keras without the text tower",
@@ -33,19 +35,25 @@ MODELS = {
 
 
 def build(name, image_size):
-    from common import build_keras_model, build_mmzoo_model
+    """(model, input kind, optimizer): mmzoo models train with mmzoo's fused Adam unless named otherwise."""
+    import keras
 
-    if name == "mmzoo":
-        return build_mmzoo_model(image_size), "strings"
+    from common import build_keras_model, build_mmzoo_model
+    from mmzoo.optimizers import Adam
+
+    if name.startswith("mmzoo"):
+        return build_mmzoo_model(image_size), "strings", keras.optimizers.Adam() if name == "mmzoo_keras_adam" else Adam()
+    optimizer = Adam() if name == "keras_fused_adam" else keras.optimizers.Adam()
     kwargs = {
         "keras": {},
+        "keras_fused_adam": {},
         "keras_fused_bn": {"fused_bn": True},
         "keras_lstm_unroll": {"lstm_kwargs": {"unroll": True}},
         "keras_no_lstm_dropout": {"lstm_kwargs": {"dropout": 0.0}},
         "keras_image_only": {"text": False},
         "keras_text_only": {"image": False},
     }[name]
-    return build_keras_model(image_size, **kwargs), "ids"
+    return build_keras_model(image_size, **kwargs), "ids", optimizer
 
 
 def main():
@@ -62,12 +70,13 @@ def main():
     import tensorflow as tf
 
     from common import synthetic_batch
+    from mmzoo.optimizers import compile_model
 
     steps = {}
     for name in args.models:
         keras.utils.set_random_seed(0)
-        model, kind = build(name, args.image_size)
-        model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model, kind, optimizer = build(name, args.image_size)
+        compile_model(model, optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         x, y = synthetic_batch(args.batch_size, args.image_size, kind=kind, rng=np.random.default_rng(0))
         names = {i.name for i in model.inputs}
         x = {k: tf.constant(list(v) if k == "text" else v) for k, v in x.items() if k in names}

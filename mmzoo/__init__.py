@@ -23,6 +23,7 @@ _PUBLIC = {
     "adapt_vocabulary": "mmzoo.towers",
     "build_classifier": "mmzoo.classifier",
     "build_model": "mmzoo.recipes",
+    "compile_model": "mmzoo.optimizers",
     "describe_recipe": "mmzoo.recipes",
     "export_model": "mmzoo.export",
     "get_backbone": "mmzoo.classifier",
@@ -36,8 +37,9 @@ _PUBLIC = {
     "register_recipe": "mmzoo.recipes",
 }
 
-# Subpackages reachable as attributes without their own import: `mmzoo.trainers.Distiller`, `mmzoo.data.load`.
-_SUBPACKAGES = ("data", "trainers")
+# Submodules reachable as attributes without their own import: `mmzoo.trainers.Distiller`, `mmzoo.data.load`,
+# `mmzoo.optimizers.Adam`.
+_SUBPACKAGES = ("data", "optimizers", "trainers")
 
 __all__ = sorted(_PUBLIC)
 

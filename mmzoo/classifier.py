@@ -11,6 +11,7 @@ be replicated, DESIGN.md section 4) while the full model, and so its export, sti
 
 import keras
 
+import mmzoo.optimizers  # noqa: F401  (registers the fused Adam, so load_model restores models compiled with it)
 from mmzoo.fusion import FUSIONS
 from mmzoo.heads import ClassifierHead
 from mmzoo.towers import adapt_vocabulary, apply_text_tower, build_image_tower, build_text_vectorizer
@@ -218,7 +219,7 @@ def get_feature_model(model):
 def load_model(path, safe_mode=True):
     """`keras.saving.load_model` for a saved mmzoo classifier (`model.save("m.keras")`).
 
-    Importing this module registers every mmzoo layer (towers, fusion, heads); `import mmzoo` alone is lazy and
-    registers nothing, so a bare `keras.saving.load_model` would not know them.
+    Importing this module registers every mmzoo layer (towers, fusion, heads) and optimizer; `import mmzoo` alone
+    is lazy and registers nothing, so a bare `keras.saving.load_model` would not know them.
     """
     return keras.saving.load_model(path, safe_mode=safe_mode)
