@@ -28,6 +28,7 @@ KNOBS = {
     "image_only": "ResNet50 tower alone (no text tower)",
     "text_only": "Embedding + LSTM alone (no image tower)",
     "fused_bn": "BatchNormalization layers run as one FusedBatchNormV3 op (mmzoo.towers.normalization.FusedBatchNormalization)",
+    "fused_adam": "mmzoo.compile_model: Adam as one ResourceApplyAdam op per variable, built before the first step",
     "inter_op_1": "tf.config.threading.set_inter_op_parallelism_threads(1)",
     "intra_op_1": "tf.config.threading.set_intra_op_parallelism_threads(1)",
     "lstm_unroll": "keras.layers.LSTM(unroll=True)",
@@ -71,11 +72,15 @@ def child(args):
             dropout=0.0 if "no_lstm_dropout" in knobs else 0.1,
         ),
     )
-    model.compile(
-        optimizer="adam",
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile="jit" in knobs,
+    compile_kwargs = dict(
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile="jit" in knobs
     )
+    if "fused_adam" in knobs:
+        import mmzoo
+
+        mmzoo.compile_model(model, "adam", **compile_kwargs)
+    else:
+        model.compile(optimizer="adam", **compile_kwargs)
     x, y = synthetic_batch(args.batch_size, args.image_size, kind="ids", rng=np.random.default_rng(0))
     x = {k: v for k, v in x.items() if k in {i.name for i in model.inputs}}
     if "channels_first" in knobs and "image" in x:
