@@ -17,11 +17,12 @@ import keras
 class Adam(keras.optimizers.Adam):
     """`keras.optimizers.Adam` whose per-variable update is TensorFlow's fused `ResourceApplyAdam`.
 
-    Same arguments, variables, config and results as the Keras optimizer (the kernel computes
+    Same arguments, variables, config and results as the Keras optimizer on dense gradients (the kernel computes
     `alpha = lr·sqrt(1 − β₂ᵗ) / (1 − β₁ᵗ)`, `m += (g − m)(1 − β₁)`, `v += (g² − v)(1 − β₂)`,
-    `w −= alpha·m / (sqrt(v) + ε)`, as Keras does). It falls back to the Keras update on other backends and
-    with `amsgrad=True`. Weight decay, clipping, EMA, gradient accumulation and loss scaling are the base
-    optimizer's and work unchanged.
+    `w −= alpha·m / (sqrt(v) + ε)`, as Keras does). An embedding's gradient, whose rows repeat when a batch uses
+    a token twice, is summed first, as for a dense gradient; Keras 3.15 squares the rows before summing them
+    (docs/benchmarks.md). It falls back to the Keras update on other backends and with `amsgrad=True`. Weight
+    decay, clipping and loss scaling happen in the base optimizer, before `update_step`, and are unchanged.
     """
 
     def update_step(self, gradient, variable, learning_rate):
