@@ -47,17 +47,32 @@ def test_falls_back_where_the_fused_kernel_does_not_apply():
     np.testing.assert_allclose(layer(x, training=True).numpy(), keras.layers.BatchNormalization()(x, training=True).numpy(), atol=1e-5)
 
 
+def _resnet(seed):
+    keras.utils.set_random_seed(seed)
+    return keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
+
+
 def test_fuse_keeps_names_weights_and_outputs_and_saves(tmp_path):
-    model = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(32, 32, 3))
-    fused = fuse_batch_normalization(model)
-    assert [layer.name for layer in fused.layers[1:]] == [layer.name for layer in model.layers[1:]]  # not the Input
-    assert any(isinstance(layer, FusedBatchNormalization) for layer in fused.layers)
-    assert [w.path for w in fused.weights] == [w.path for w in model.weights]
+    model = _resnet(seed=4)
+    names, paths = [layer.name for layer in model.layers[1:]], [w.path for w in model.weights]  # not the Input
+    fused = fuse_batch_normalization(_resnet(seed=4))  # the same initial weights, fused in place
+    assert [layer.name for layer in fused.layers[1:]] == names
+    assert sum(isinstance(layer, FusedBatchNormalization) for layer in fused.layers) == 53  # every BN of ResNet50
+    assert not any(isinstance(layer, FusedBatchNormalization) for layer in model.layers)
+    assert [w.path for w in fused.weights] == paths
     x = np.random.default_rng(3).normal(size=(2, 32, 32, 3)).astype("float32")
     np.testing.assert_allclose(fused(x, training=False).numpy(), model(x, training=False).numpy(), rtol=1e-4, atol=1e-4)
     path = tmp_path / "fused.keras"
     fused.save(path)
     reloaded = keras.models.load_model(path)
+    assert sum(isinstance(layer, FusedBatchNormalization) for layer in reloaded.layers) == 53
     np.testing.assert_allclose(reloaded(x, training=False).numpy(), fused(x, training=False).numpy(), atol=1e-6)
     fused.save_weights(tmp_path / "w.weights.h5")
     model.load_weights(tmp_path / "w.weights.h5")  # weight files are interchangeable with the plain model
+
+
+def test_fuse_reaches_nested_models():
+    inner = _resnet(seed=5)
+    outer = keras.Sequential([keras.Input((32, 32, 3)), inner, keras.layers.GlobalAveragePooling2D()])
+    assert fuse_batch_normalization(outer) is outer
+    assert sum(isinstance(layer, FusedBatchNormalization) for layer in inner.layers) == 53

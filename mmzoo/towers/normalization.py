@@ -71,18 +71,24 @@ class BatchNormalization(keras.layers.BatchNormalization):
 
 
 def fuse_batch_normalization(model):
-    """A copy of functional `model` whose `keras.layers.BatchNormalization` layers are this module's fused
-    `BatchNormalization`, with the same weights, layer names and variable paths (weight files load into either)."""
+    """Make `model`'s `keras.layers.BatchNormalization` layers this module's fused `BatchNormalization`, in place,
+    and return `model`. Weights, layer names and variable paths stay as they are (weight files load into either).
 
-    def swap(layer):
-        config = layer.get_config()
+    In place because the subclass only replaces `call`: re-classing each layer keeps its variables and graph
+    connections, where cloning the model rebuilt all of ResNet50 again (1.5 s of start-up, docs/benchmarks.md).
+    """
+    for layer in _flat_layers(model):
         if type(layer) is keras.layers.BatchNormalization:  # exactly: not subclasses with their own call
-            return BatchNormalization.from_config(config)
-        return layer.__class__.from_config(config)
+            layer.__class__ = BatchNormalization
+    return model
 
-    fused = keras.models.clone_model(model, clone_function=swap)
-    fused.set_weights(model.get_weights())
-    return fused
+
+def _flat_layers(model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _flat_layers(layer)
+        else:
+            yield layer
 
 
 FusedBatchNormalization = BatchNormalization  # the name it is registered under
