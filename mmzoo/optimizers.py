@@ -34,7 +34,7 @@ class Adam(keras.optimizers.Adam):
         step = tf.cast(self.iterations + 1, dtype)
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
         index = self._get_variable_index(variable)
-        # An embedding's gradient arrives as IndexedSlices; Keras' update densifies it too.
+        # An embedding's gradient arrives as IndexedSlices, a row per token occurrence: summed here, before squaring.
         gradient = tf.cast(tf.convert_to_tensor(gradient), dtype)
         tf.raw_ops.ResourceApplyAdam(
             var=variable.handle,

@@ -77,18 +77,10 @@ def fuse_batch_normalization(model):
     In place because the subclass only replaces `call`: re-classing each layer keeps its variables and graph
     connections, where cloning the model rebuilt all of ResNet50 again (1.5 s of start-up, docs/benchmarks.md).
     """
-    for layer in _flat_layers(model):
+    for layer in model._flatten_layers(include_self=False, recursive=True):  # as export.py and heads.py walk models
         if type(layer) is keras.layers.BatchNormalization:  # exactly: not subclasses with their own call
             layer.__class__ = BatchNormalization
     return model
-
-
-def _flat_layers(model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from _flat_layers(layer)
-        else:
-            yield layer
 
 
 FusedBatchNormalization = BatchNormalization  # the name it is registered under
