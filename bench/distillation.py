@@ -12,6 +12,11 @@ vqa test split.
 training split, the teacher labelling those images, for as many steps as the others take on their fraction. This
 is how distillation is used when labels are scarce and images are not: the labels-only student sees `--fraction`
 % of the split with labels, this one sees N % without.
+
+`--object-epochs N` first pretrains the student's image tower to tell which object lies in each cell of its token
+grid (mmzoo.trainers.objects, the object annotations of the whole training split, as `mmzoo train` does), then
+freezes it for every student: what the students learn from labels or teacher is then the questions, not how to see.
+`--object-weights PATH` keeps that tower, so later seeds load it instead of training it again.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import mmzoo  # noqa: E402  (sets TF_ENABLE_ONEDNN_OPTS before TensorFlow is imported)
 import mmzoo.data  # noqa: E402
 import keras  # noqa: E402
-from mmzoo.trainers import Distiller  # noqa: E402
+from mmzoo.trainers import Distiller, build_object_grid_model, grid_size  # noqa: E402
 
 STUDENT_WIDTHS = dict(embedding_dim=32, text_units=32, fusion_units=64)
 
@@ -41,6 +46,32 @@ def compiled_classifier(model, learning_rate):
         metrics=["accuracy"],
     )
     return model
+
+
+def pretrain_object_tower(student, args):
+    """Object-grid pretraining of `student`'s image tower (cached in --object-weights); the tower's weights."""
+    tower = mmzoo.get_image_tower(student)
+    if args.object_weights and os.path.isfile(args.object_weights):
+        tower.load_weights(args.object_weights)
+        print(f"image tower: object pretraining loaded from {args.object_weights}")
+        return tower.get_weights()
+    objects, num_classes = mmzoo.data.load_object_grid(
+        "mmzoo_shapes/vqa", "train", grid_size=grid_size(student), batch_size=64, seed=args.seed)
+    grid_model = build_object_grid_model(student, num_classes)
+    # As `mmzoo train` pretrains it: Adam 3e-3 with cosine decay, batch 64.
+    steps = int(objects.cardinality()) * args.object_epochs
+    grid_model.compile(
+        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, steps)),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    history = grid_model.fit(objects, epochs=args.object_epochs, verbose=2)
+    print(f"image tower: object pretraining, cell accuracy {history.history['accuracy'][-1]:.4f} in the last epoch")
+    if args.object_weights:
+        partial = args.object_weights + ".partial.weights.h5"
+        tower.save_weights(partial)
+        os.replace(partial, args.object_weights)  # a kill leaves no half-written cache for the next seed to load
+    return tower.get_weights()
 
 
 def main(argv=None):
@@ -56,10 +87,15 @@ def main(argv=None):
                         help="also distil a student with alpha=0 on this percent of the split (labels unused), same steps")
     parser.add_argument("--runs", default="labels_only,distilled,unlabelled",
                         help="which students to train, comma-separated (unlabelled only with --unlabelled)")
+    parser.add_argument("--object-epochs", type=int, default=0,
+                        help="pretrain the student's image tower on object annotations for this many epochs, then freeze it")
+    parser.add_argument("--object-weights", help="cache of that tower: loaded if the file exists, else written")
     parser.add_argument("--alpha", type=float, default=0.2)
     parser.add_argument("--temperature", type=float, default=4.0)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--schedule", choices=("constant", "cosine"), default="constant",
+                        help="constant learning rate, or cosine decay to 0 over each student's steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args(argv)
@@ -91,12 +127,23 @@ def main(argv=None):
         epochs = max(1, round(args.student_epochs * args.fraction / args.unlabelled))
         runs.append(("unlabelled", f"distilled_unlabelled_{args.unlabelled}pct", 0.0, transfer, epochs))
     wanted = set(args.runs.split(","))
+    tower_weights = None
+    if args.object_epochs:
+        keras.utils.set_random_seed(args.seed)
+        tower_weights = pretrain_object_tower(
+            mmzoo.build_model(args.student_recipe, **info.model_kwargs(), **STUDENT_WIDTHS), args)
     results = {}
     for _, name, alpha, data, epochs in [run for run in runs if run[0] in wanted]:
         keras.utils.set_random_seed(args.seed + 1)  # the same initial student every time
         student = mmzoo.build_model(args.student_recipe, **info.model_kwargs(), **STUDENT_WIDTHS)
+        if tower_weights is not None:
+            mmzoo.get_image_tower(student).set_weights(tower_weights)
+            mmzoo.get_image_tower(student).trainable = False
         distiller = Distiller(teacher, student, alpha=alpha, temperature=args.temperature, seed=args.seed)
-        distiller.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
+        learning_rate = args.learning_rate
+        if args.schedule == "cosine":
+            learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * int(data.cardinality()))
+        distiller.compile(optimizer=keras.optimizers.Adam(learning_rate))
         distiller.fit(data, epochs=epochs, verbose=2)
         results[name] = compiled_classifier(student, args.learning_rate).evaluate(test, verbose=0, return_dict=True)[
             "accuracy"

@@ -255,14 +255,29 @@ def build_parser():
     distill.add_argument("--test-split", default="test", help="TFDS test split (default: %(default)s)")
     distill.add_argument("--image-size", type=_positive_int, default=None, help="image size in pixels (default: the teacher's)")
     distill.add_argument("--epochs", type=_positive_int, default=5, help="epochs (default: %(default)s)")
-    distill.add_argument("--learning-rate", type=_positive_float, default=1e-3, help="Adam learning rate (default: %(default)s)")
+    distill.add_argument("--learning-rate", type=_positive_float, default=1e-3, help="Adam learning rate; the peak of the schedule (default: %(default)s)")
+    distill.add_argument(
+        "--schedule",
+        type=_choice("--schedule", SCHEDULES),
+        default="constant",
+        help="learning-rate schedule: 'cosine' decays from --learning-rate to 0 over all epochs, 'constant' keeps it (default: %(default)s)",
+    )
+    distill.add_argument(
+        "--object-epochs",
+        type=_non_negative_int,
+        default=None,
+        help="first pretrain the student's image tower for this many epochs on the dataset's object annotations, as "
+        "`mmzoo train` does, then distil into the rest with the tower frozen; 0 turns it off (default: "
+        f"{DEFAULT_OBJECT_EPOCHS} where the TFDS dataset has object annotations and the student's image tower gives "
+        "tokens, else 0)",
+    )
     distill.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default: %(default)s)")
     distill.add_argument("--output-dir", default=None, help="where model.keras and the CSV log go (default: runs/distill_<student-recipe>)")
     distill_export = distill.add_mutually_exclusive_group()
     distill_export.add_argument("--export", default=None, metavar="DIR", help="SavedModel directory for the student (default: saved_models/<student-recipe>_distilled)")
     distill_export.add_argument("--no-export", action="store_true", help="do not export the student")
     distill.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1, help="Keras fit verbosity (default: %(default)s)")
-    distill.set_defaults(run=_distill, val_data=None, test_data=None)
+    distill.set_defaults(run=_distill, val_data=None, test_data=None, strategy="default", train_image_tower=False)
 
     predict = commands.add_parser(
         "predict",
@@ -621,7 +636,7 @@ def _object_epochs(args, model):
     try:
         grid_size(model)
     except ValueError:
-        reasons.append(f"recipe {args.recipe}'s image tower gives no square token grid (its fusion pools the image)")
+        reasons.append(f"recipe {model.name}'s image tower gives no square token grid (its fusion pools the image)")
     if args.strategy == "multiworker":
         reasons.append("it is not supported with --strategy multiworker")
     if reasons:
@@ -1004,6 +1019,7 @@ def _pretrain(args):
 
 def _distill(args):
     import keras
+    import tensorflow as tf
 
     import mmzoo
     from mmzoo.trainers import Distiller
@@ -1025,10 +1041,17 @@ def _distill(args):
     keras.utils.set_random_seed(args.seed)
     train, val, test, info, test_source = _training_data(args)
     student = mmzoo.build_model(args.student_recipe, **info.model_kwargs())
-    distiller = Distiller(teacher=teacher if kind == "keras" else args.teacher, student=student, alpha=args.alpha, temperature=args.temperature)
-    distiller.compile(optimizer=keras.optimizers.Adam(args.learning_rate))
     print(f"Distilling {args.teacher} into {args.student_recipe} on {info.name} ({info.num_examples} examples, "
           f"{args.image_size} px), alpha {args.alpha}, temperature {args.temperature}, {args.epochs} epochs; writing to {output_dir}")
+    object_epochs = _object_epochs(args, student)
+    if object_epochs:
+        # Perception from the object annotations, the questions from labels and teacher: without it a token-grid
+        # student learns neither from 2 000 labelled examples (docs/trainers.md, distillation run 7).
+        _pretrain_objects(args, student, tf.distribute.get_strategy(), output_dir, object_epochs, verbose=args.verbose, say=print)
+        mmzoo.get_image_tower(student).trainable = False
+    distiller = Distiller(teacher=teacher if kind == "keras" else args.teacher, student=student, alpha=args.alpha, temperature=args.temperature)
+    steps_per_epoch = -(-info.num_examples // args.batch_size) if info.num_examples else None
+    distiller.compile(optimizer=keras.optimizers.Adam(_learning_rate(args, steps_per_epoch)))
     os.makedirs(output_dir, exist_ok=True)
     csv_path = os.path.join(output_dir, CSV_LOG)
     callbacks = [keras.callbacks.TerminateOnNaN(), keras.callbacks.CSVLogger(csv_path)]

@@ -259,6 +259,25 @@ def test_distill_trains_a_student_recipe_from_a_keras_teacher(trained, tmp_path,
     assert _csv_epochs(output_dir / "training_log.csv") == [0]
 
 
+def test_distill_pretrains_a_token_grid_students_tower_on_objects_and_keeps_it_frozen(trained, tmp_path, capsys):
+    output_dir = tmp_path / "distill"
+    code = cli.main(["distill", "--teacher", str(trained[0] / "model.keras"), "--student-recipe", cli.DEFAULT_RECIPE,
+                     *TINY, "--epochs", "1", "--object-epochs", "1", "--schedule", "cosine",
+                     "--output-dir", str(output_dir), "--no-export"])
+    assert code == 0
+    assert "Object pretraining of the image tower: 1 epoch(s)" in capsys.readouterr().out
+    tower = mmzoo.get_image_tower(mmzoo.load_model(output_dir / "model.keras"))
+    distilled = [w.numpy() for w in tower.weights]
+    tower.load_weights(output_dir / cli.OBJECT_WEIGHTS)
+    for after_distillation, after_objects in zip(distilled, tower.weights):
+        np.testing.assert_array_equal(after_distillation, after_objects.numpy())
+    # A student whose fusion pools the image has no token grid to pretrain: a one-line error, before training.
+    _one_line_error(capsys, cli.main(["distill", "--teacher", str(trained[0] / "model.keras"), *TINY,
+                                      "--student-recipe", "small_cnn_lstm_concat", "--object-epochs", "1", "--no-export",
+                                      "--output-dir", str(tmp_path / "pooled")]),
+                    "--object-epochs 1", "small_cnn_lstm_concat", "gives no square token grid")
+
+
 @pytest.mark.slow
 def test_pretrain_then_train_from_the_pretrained_towers(tmp_path, capsys):
     """mmzoo pretrain (masked modelling on captions) saves a classifier; mmzoo train --init starts from it."""

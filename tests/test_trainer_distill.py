@@ -82,6 +82,23 @@ def test_cross_modal_student_learns_and_teacher_stays_frozen(tmp_path):
     assert set(outputs["label"]) <= set(CLASS_NAMES)
 
 
+def test_a_frozen_student_tower_stays_as_it_was():
+    # bench/distillation.py --object-epochs freezes the student's pretrained image tower: only the rest may learn.
+    keras.utils.set_random_seed(0)
+    teacher, student = tiny_teacher(), tiny_teacher()
+    tower = mmzoo.get_image_tower(student)
+    tower.trainable = False
+    frozen = [w.numpy() for w in tower.weights]
+    rest = [w.numpy() for w in student.trainable_weights]
+    distiller = Distiller(teacher, student, alpha=0.5, temperature=2.0)
+    distiller.compile(optimizer=keras.optimizers.Adam(0.01))
+    distiller.fit(tiny_dataset(), epochs=2, verbose=0)
+    for before, after in zip(frozen, tower.weights):
+        np.testing.assert_array_equal(before, after.numpy())
+    kernels = [(before, after) for before, after in zip(rest, student.trainable_weights) if after.path.endswith("kernel")]
+    assert kernels and all(not np.allclose(before, after.numpy()) for before, after in kernels)
+
+
 def test_exported_teacher_gives_the_same_targets_as_the_keras_teacher(tmp_path):
     keras.utils.set_random_seed(0)
     teacher = tiny_teacher()
