@@ -1041,12 +1041,12 @@ def _distill(args):
     keras.utils.set_random_seed(args.seed)
     train, val, test, info, test_source = _training_data(args)
     student = mmzoo.build_model(args.student_recipe, **info.model_kwargs())
+    object_epochs = _object_epochs(args, student)
     print(f"Distilling {args.teacher} into {args.student_recipe} on {info.name} ({info.num_examples} examples, "
           f"{args.image_size} px), alpha {args.alpha}, temperature {args.temperature}, {args.epochs} epochs; writing to {output_dir}")
-    object_epochs = _object_epochs(args, student)
     if object_epochs:
-        # Perception from the object annotations, the questions from labels and teacher: without it a token-grid
-        # student learns neither from 2 000 labelled examples (docs/trainers.md, distillation run 7).
+        # Seeing from the object annotations, answering from labels and teacher: without it a token-grid student
+        # does not learn to find objects from 2 000 labelled examples, and no teacher helps it (docs/trainers.md).
         _pretrain_objects(args, student, tf.distribute.get_strategy(), output_dir, object_epochs, verbose=args.verbose, say=print)
         mmzoo.get_image_tower(student).trainable = False
     distiller = Distiller(teacher=teacher if kind == "keras" else args.teacher, student=student, alpha=args.alpha, temperature=args.temperature)
