@@ -3,10 +3,12 @@ for a dual encoder, one embedding signature per encoder (for a vector index).
 
 Layout is TF Serving's `<root>/<name>/<version>/`. Every write goes to a hidden temporary directory beside the
 target and is renamed into place only when complete, so a failed or interrupted export never leaves a partial
-model and never damages an existing version.
+model and never damages an existing version. Beside the SavedModel, `assets.extra/mmzoo.json` (a folder TF
+Serving leaves alone) records each input's kind and image size and the class names, for `ExportedModel`.
 """
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -17,10 +19,12 @@ import numpy as np
 import tensorflow as tf
 
 from mmzoo.heads import find_class_names
+from mmzoo.images import decode_image, resize_image
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGE_BYTES = "serving_image_bytes"
 EMBED_PREFIX = "embed_"
+METADATA_FILE = os.path.join("assets.extra", "mmzoo.json")
 _ENCODER_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 _VERSION = re.compile(r"^[0-9]+$")
 
@@ -31,9 +35,17 @@ def export_model(model, path, *, overwrite=False):
     `path` is either a version directory (`saved_models/vqa/3`) or a model directory (`saved_models/vqa`), in
     which case the next free version number is used. An existing version is replaced only with `overwrite=True`.
 
-    Signatures: `serving_default` takes each image input as uint8 `[None, H, W, 3]` and each text input as
-    string `[None]` and returns `probabilities` and, when the model carries class names, `label`.
-    `serving_image_bytes` takes encoded JPEG/PNG/GIF/BMP bytes (`<name>_bytes`, string `[None]`) instead.
+    Signatures follow the model's inputs (its `modalities`, or for another Keras model its input tensors: images
+    (H, W, 3) and scalar strings). `serving_default` takes each image input as uint8 pixels `[None, None, None,
+    3]` and each text input as string `[None]`, and returns `probabilities` and, when the model carries class
+    names, `label`. `serving_image_bytes` takes each image input as encoded JPEG/PNG/GIF/BMP bytes instead
+    (`<name>_bytes`, string `[None]`), decoded by `mmzoo.images.decode_image`.
+
+    Resize policy: pixels of another size than the model's, whether sent to `serving_default` or decoded from
+    bytes, are resized inside the graph by `mmzoo.images.resize_image` (bilinear, antialiased, rounded to
+    uint8), the function `mmzoo.data` resizes training images with; pixels of the model's size pass unchanged.
+    So a photo gives the same probabilities whether it is served as bytes, as pixels of its own size, or read by
+    `mmzoo.data` at the model's size and served. The aspect ratio is not kept: crop first if it matters.
 
     A trainer (`mmzoo.trainers`) names what it serves in its `inference_model` (the classifier, the student);
     only that is exported, never the training wrapper.
@@ -41,8 +53,8 @@ def export_model(model, path, *, overwrite=False):
     `model` may also be a dict of encoders, `{"image": image_encoder, "text": text_encoder}` (what a
     `DualEncoder`'s `inference_model` is): each takes one image (H, W, 3) or string input and returns one
     embedding, and gets a signature `embed_<key>` (uint8 pixels or strings under `<key>`, `embedding` out),
-    plus `embed_<key>_bytes` (encoded images under `<key>_bytes`) for an image encoder. `serving_default` is
-    the first of them.
+    plus `embed_<key>_bytes` (encoded images under `<key>_bytes`) for an image encoder, resized as above.
+    `serving_default` is the first of them.
     """
     model = getattr(model, "inference_model", model)
     if isinstance(model, dict):
@@ -62,6 +74,7 @@ def export_model(model, path, *, overwrite=False):
     try:
         with _portable_recurrent_layers(*models):
             _build_archive(model, specs).write_out(staging, verbose=False)
+        _write_metadata(staging, specs, None if isinstance(model, dict) else _class_names(model))
         _swap_into_place(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -93,7 +106,17 @@ def _swap_into_place(staging, target):
 
 
 def _input_specs(model):
-    """{input name: (kind, batch shape)} for a model taking a dict of images (H, W, 3) and/or scalar strings."""
+    """{input name: (kind, (height, width) or None)}: from `model.modalities` (mmzoo models), else from a
+    functional model's dict of inputs, each an image (H, W, 3) or a scalar string."""
+    modalities = getattr(model, "modalities", None)
+    if isinstance(modalities, dict) and modalities:
+        specs = {}
+        for name, modality in modalities.items():
+            kind = getattr(modality, "kind", None)
+            if kind not in ("image", "text"):
+                raise ValueError(f"export_model serves image and text inputs. Received: input {name!r} of kind {kind!r}")
+            specs[name] = (kind, _pair(modality.image_size) if kind == "image" else None)
+        return specs
     try:
         structure = model.input
     except (AttributeError, ValueError):  # a subclassed or unbuilt model has no symbolic inputs
@@ -103,23 +126,33 @@ def _input_specs(model):
             "export_model serves functional models whose inputs are a dict of images (H, W, 3) and scalar "
             f"strings, such as mmzoo.build_model() returns. Received: inputs {structure!r}"
         )
-    specs = {}
-    for name, tensor in structure.items():
-        shape, dtype = tuple(tensor.shape), tensor.dtype
-        if dtype == "string" and len(shape) == 1:
-            specs[name] = ("text", shape)
-        elif len(shape) == 4 and shape[-1] == 3 and None not in shape[1:]:
-            specs[name] = ("image", shape)
-        else:
-            raise ValueError(
-                "export_model serves models whose inputs are images (H, W, 3) and scalar strings. "
-                f"Received: input '{name}' with shape {shape} and dtype {dtype}"
-            )
-    return specs
+    return {name: _tensor_spec(tensor, f"input '{name}'") for name, tensor in structure.items()}
+
+
+def _tensor_spec(tensor, what):
+    shape, dtype = tuple(tensor.shape), tensor.dtype
+    if dtype == "string" and len(shape) == 1:
+        return "text", None
+    if len(shape) == 4 and shape[-1] == 3 and None not in shape[1:]:
+        return "image", (int(shape[1]), int(shape[2]))
+    raise ValueError(
+        f"export_model serves inputs that are images (H, W, 3) or scalar strings. Received: {what} with shape "
+        f"{shape} and dtype {dtype}"
+    )
+
+
+def _pair(size):
+    return (int(size), int(size)) if isinstance(size, (int, np.integer)) else (int(size[0]), int(size[1]))
+
+
+def _class_names(model):
+    names = getattr(model, "class_names", None)
+    names = find_class_names(model) if names is None else names
+    return [str(name) for name in names] if names else None
 
 
 def _encoder_specs(encoders):
-    """{key: (kind, batch shape)} for a dict of single-input, single-output encoders."""
+    """{key: (kind, (height, width) or None)} for a dict of single-input, single-output encoders."""
     if not encoders:
         raise ValueError("`model` is an empty dict; give keras.Model encoders, e.g. {'image': ..., 'text': ...}.")
     specs = {}
@@ -137,61 +170,70 @@ def _encoder_specs(encoders):
                 "Each encoder of a dict export must be a functional model with one input (an image (H, W, 3) or a "
                 f"scalar string) and one output. Received: model[{key!r}] with inputs {inputs!r}"
             )
-        shape, dtype = tuple(inputs[0].shape), inputs[0].dtype
-        if dtype == "string" and len(shape) == 1:
-            specs[key] = ("text", shape)
-        elif len(shape) == 4 and shape[-1] == 3 and None not in shape[1:]:
-            specs[key] = ("image", shape)
-        else:
-            raise ValueError(
-                "Encoders take an image (H, W, 3) or a scalar string. "
-                f"Received: model[{key!r}] with input shape {shape} and dtype {dtype}"
-            )
+        specs[key] = _tensor_spec(inputs[0], f"model[{key!r}]")
     return specs
+
+
+def _write_metadata(directory, specs, class_names):
+    inputs = {name: {"kind": kind, **({"image_size": list(size)} if kind == "image" else {})}
+              for name, (kind, size) in specs.items()}
+    path = os.path.join(directory, METADATA_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"inputs": inputs, "class_names": class_names}, f, indent=2)
+
+
+def _pixel_spec(name):
+    return tf.TensorSpec([None, None, None, 3], tf.uint8, name=name)
+
+
+def _string_spec(name):
+    return tf.TensorSpec([None], tf.string, name=name)
+
+
+def _to_model_pixels(pixels, size):
+    """Served pixels (uint8, any size) -> the float32 pixels of the model's size it was trained on."""
+    return tf.cast(resize_image(pixels, size), tf.float32)
+
+
+def _decode_images(encoded, size):
+    """A batch of encoded images -> float32 pixels [B, *size, 3], each decoded and resized as training data is."""
+
+    def decode(one):
+        return resize_image(decode_image(one), size)
+
+    pixels = tf.map_fn(decode, encoded, fn_output_signature=tf.TensorSpec([*size, 3], tf.uint8))
+    return tf.cast(pixels, tf.float32)
 
 
 def _build_encoder_archive(encoders, specs):
     archive = keras.export.ExportArchive()
     for key, encoder in encoders.items():
         archive.track(encoder)
-        kind, shape = specs[key]
-        embed = _embedding_endpoint(encoder, key, kind)
-        if kind == "text":
-            archive.add_endpoint(
-                f"{EMBED_PREFIX}{key}", embed, input_signature=[{key: tf.TensorSpec([None], tf.string, name=key)}]
-            )
-            continue
-        archive.add_endpoint(
-            f"{EMBED_PREFIX}{key}", embed, input_signature=[{key: tf.TensorSpec(shape, tf.uint8, name=key)}]
-        )
-        name = f"{key}_bytes"
-        archive.add_endpoint(
-            f"{EMBED_PREFIX}{name}",
-            _bytes_endpoint(embed, key, shape[1:3]),
-            input_signature=[{name: tf.TensorSpec([None], tf.string, name=name)}],
-        )
+        for name, (endpoint, signature) in _encoder_endpoints(encoder, key, *specs[key]).items():
+            archive.add_endpoint(f"{EMBED_PREFIX}{name}", endpoint, input_signature=[signature])
     return archive
 
 
-def _embedding_endpoint(encoder, key, kind):
-    def embed(inputs):
-        value = tf.cast(inputs[key], tf.float32) if kind == "image" else inputs[key]
+def _encoder_endpoints(encoder, key, kind, size):
+    """{signature name after `embed_`: (function, input spec)} of one encoder."""
+
+    def embed(value):
         return {"embedding": tf.cast(encoder(value, training=False), tf.float32)}
 
-    return embed
-
-
-def _bytes_endpoint(embed, key, size):
-    def embed_bytes(inputs):
-        return embed({key: _decode_images(inputs[f"{key}_bytes"], size)})
-
-    return embed_bytes
+    if kind == "text":
+        return {key: (lambda inputs: embed(inputs[key]), {key: _string_spec(key)})}
+    name = f"{key}_bytes"
+    return {
+        key: (lambda inputs: embed(_to_model_pixels(inputs[key], size)), {key: _pixel_spec(key)}),
+        name: (lambda inputs: embed(_decode_images(inputs[name], size)), {name: _string_spec(name)}),
+    }
 
 
 def _build_archive(model, specs):
     if isinstance(model, dict):
         return _build_encoder_archive(model, specs)
-    class_names = find_class_names(model)
+    class_names = _class_names(model)
 
     def outputs(inputs):
         logits = model(inputs, training=False)
@@ -202,38 +244,26 @@ def _build_archive(model, specs):
         return result
 
     def serve(inputs):
-        return outputs(
-            {name: tf.cast(value, tf.float32) if specs[name][0] == "image" else value for name, value in inputs.items()}
-        )
+        return outputs({name: _to_model_pixels(inputs[name], size) if kind == "image" else inputs[name]
+                        for name, (kind, size) in specs.items()})
 
     def serve_image_bytes(inputs):
-        decoded = {}
-        for name, (kind, shape) in specs.items():
-            decoded[name] = _decode_images(inputs[f"{name}_bytes"], shape[1:3]) if kind == "image" else inputs[name]
-        return outputs(decoded)
+        return outputs({name: _decode_images(inputs[f"{name}_bytes"], size) if kind == "image" else inputs[name]
+                        for name, (kind, size) in specs.items()})
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     pixel_specs, bytes_specs = {}, {}
-    for name, (kind, shape) in specs.items():
+    for name, (kind, _) in specs.items():
         if kind == "image":
-            pixel_specs[name] = tf.TensorSpec(shape, tf.uint8, name=name)
-            bytes_specs[f"{name}_bytes"] = tf.TensorSpec([None], tf.string, name=f"{name}_bytes")
+            pixel_specs[name] = _pixel_spec(name)
+            bytes_specs[f"{name}_bytes"] = _string_spec(f"{name}_bytes")
         else:
-            pixel_specs[name] = bytes_specs[name] = tf.TensorSpec([None], tf.string, name=name)
+            pixel_specs[name] = bytes_specs[name] = _string_spec(name)
     archive.add_endpoint(SERVING_DEFAULT, serve, input_signature=[pixel_specs])
     if any(kind == "image" for kind, _ in specs.values()):
         archive.add_endpoint(SERVING_IMAGE_BYTES, serve_image_bytes, input_signature=[bytes_specs])
     return archive
-
-
-def _decode_images(encoded, size):
-    def decode(one):
-        image = tf.io.decode_image(one, channels=3, expand_animations=False)
-        image.set_shape([None, None, 3])
-        return tf.image.resize(tf.cast(image, tf.float32), size)
-
-    return tf.map_fn(decode, encoded, fn_output_signature=tf.TensorSpec([*size, 3], tf.float32))
 
 
 @contextlib.contextmanager
@@ -260,6 +290,11 @@ class ExportedModel:
         self.path = path
         self.saved_model = tf.saved_model.load(path)
         self.signatures = self.saved_model.signatures
+        metadata_path = os.path.join(path, METADATA_FILE)
+        self.metadata = None  # exports written before mmzoo recorded it have none
+        if os.path.isfile(metadata_path):
+            with open(metadata_path, encoding="utf-8") as f:
+                self.metadata = json.load(f)
 
     def __call__(self, inputs):
         return self._run(SERVING_DEFAULT, inputs)
@@ -275,6 +310,21 @@ class ExportedModel:
     def num_classes(self):
         """Width of the `probabilities` output."""
         return self.signatures[SERVING_DEFAULT].structured_outputs["probabilities"].shape[-1]
+
+    def image_sizes(self):
+        """`{image input name: (height, width)}`: the size the model sees, that served images are resized to."""
+        if self.metadata is not None:
+            return {name: tuple(spec["image_size"]) for name, spec in self.metadata["inputs"].items()
+                    if spec["kind"] == "image"}
+        # Older exports take pixels of exactly the model's size only.
+        specs = self.signatures[SERVING_DEFAULT].structured_input_signature[1]
+        return {name: (int(spec.shape[1]), int(spec.shape[2])) for name, spec in specs.items()
+                if spec.dtype == tf.uint8 and spec.shape[1] is not None}
+
+    def class_names(self):
+        """The model's class names (what `label` holds), or None when it has none or the export predates them."""
+        names = None if self.metadata is None else self.metadata.get("class_names")
+        return list(names) if names else None
 
     def serve_tensors(self, inputs):
         """`probabilities` for a dict of tensors (pixels of any real dtype, strings), in eager or graph code such

@@ -37,10 +37,13 @@ def test_signatures_and_their_specs(exported):
     assert set(loaded.signatures) == {"serving_default", "serving_image_bytes"}
     pixels = loaded.signatures["serving_default"]
     inputs = pixels.structured_input_signature[1]
-    assert inputs["image"].dtype == tf.uint8 and inputs["image"].shape.as_list() == [None, 32, 32, 3]
+    # Pixels of any size: the signature resizes them to the model's as training data is resized.
+    assert inputs["image"].dtype == tf.uint8 and inputs["image"].shape.as_list() == [None, None, None, 3]
     assert inputs["text"].dtype == tf.string and inputs["text"].shape.as_list() == [None]
     assert set(pixels.structured_outputs) == {"probabilities", "label"}
     assert set(loaded.signatures["serving_image_bytes"].structured_input_signature[1]) == {"image_bytes", "text"}
+    served = mmzoo.load_exported(exported)
+    assert served.image_sizes() == {"image": (32, 32)} and served.class_names() == CLASS_NAMES
 
 
 def test_served_probabilities_and_labels_match_the_model(model, exported):
@@ -185,3 +188,35 @@ def test_export_errors(model, tmp_path):
     served = mmzoo.load_exported(mmzoo.export_model(model, tmp_path / "ok"))
     with pytest.raises(ValueError, match=r"Expected a dict with keys \['image', 'text'\]"):
         served({"image": np.zeros((1, 32, 32, 3), np.uint8)})
+
+
+def _three_input_model():
+    """Two image inputs of different sizes and a text input, as a plain functional model (no `modalities`)."""
+    front, side = keras.Input((32, 32, 3), name="front"), keras.Input((24, 24, 3), name="side")
+    question = keras.Input((), dtype="string", name="question")
+    vectorizer = keras.layers.TextVectorization(output_sequence_length=4, vocabulary=["what", "color", "is"])
+    words = keras.layers.GlobalAveragePooling1D()(keras.layers.Embedding(8, 4)(vectorizer(question)))
+    pooled = [keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(image)) for image in (front, side)]
+    logits = keras.layers.Dense(3)(keras.layers.Concatenate()([*pooled, words]))
+    return keras.Model({"front": front, "side": side, "question": question}, logits)
+
+
+def test_two_image_inputs_and_a_text_input_export_and_serve(tmp_path):
+    keras.utils.set_random_seed(1)
+    model = _three_input_model()
+    served = mmzoo.load_exported(mmzoo.export_model(model, tmp_path / "views"))
+    rng = np.random.default_rng(0)
+    front = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    side = rng.integers(0, 256, (2, 24, 24, 3), dtype=np.uint8)
+    question = ["what color is it", "is it"]
+    expected = _probabilities(model, {"front": tf.constant(front, tf.float32), "side": tf.constant(side, tf.float32),
+                                      "question": tf.constant(question)})
+    from_pixels = served({"front": front, "side": side, "question": question})
+    np.testing.assert_allclose(from_pixels["probabilities"], expected, atol=1e-5)
+    encoded = {f"{name}_bytes": [tf.io.encode_png(image).numpy() for image in images]
+               for name, images in (("front", front), ("side", side))}
+    from_bytes = served.predict_image_bytes({**encoded, "question": question})
+    np.testing.assert_allclose(from_bytes["probabilities"], expected, atol=1e-5)
+    assert "label" not in from_pixels  # no class names to serve
+    assert served.image_sizes() == {"front": (32, 32), "side": (24, 24)} and served.class_names() is None
+    assert served.input_names() == ("front", "question", "side")

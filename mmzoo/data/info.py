@@ -1,5 +1,5 @@
-"""`DataInfo`: what a model needs to know about a dataset (classes, vocabulary, image size), and the vocabulary
-adapter shared by the TFDS pipeline and the own-data loaders."""
+"""`DataInfo`: what a model needs to know about a dataset (its inputs, classes, vocabulary, image size), and the
+vocabulary adapter shared by the TFDS pipeline and the own-data loaders."""
 
 from __future__ import annotations
 
@@ -17,39 +17,45 @@ class DataInfo:
         name: the TFDS name (``"mmzoo_shapes/vqa"``) or the path of the CSV/JSONL file.
         split: the split that was loaded (TFDS split string; ``None`` for own data).
         class_names: label names; label ``i`` of the dataset is ``class_names[i]``.
-        vocabulary: tokens of the text, most frequent first, as
+        vocabulary: tokens of the texts (of every text feature together), most frequent first, as
             ``keras.layers.TextVectorization(standardize="lower_and_strip_punctuation")`` adapted on the
             *training* texts returns from ``get_vocabulary(include_special_tokens=False)``.
-        image_size: ``(height, width)`` of the images the dataset yields.
+        image_size: ``(height, width)`` of the images the dataset yields (every image feature has it); ``None``
+            when it yields no images.
         num_examples: examples in the loaded split (after skipped rows), or ``None`` if unknown.
         num_skipped: rows left out because of a bad image or value (own data with ``skip_bad_rows=True``).
         skipped: ``(row, reason)`` of every skipped row.
-        feature_keys: the source keys/columns the ``image``, ``text`` and ``label`` came from.
+        feature_keys: the source key or column each feature (and ``"label"``) came from.
+        input_kinds: ``{feature key: "image" | "text"}`` of the features the dataset yields, in order: the
+            inputs a model for it takes, e.g. ``{"front": "image", "side": "image", "question": "text"}``.
     """
 
     name: str
     split: str | None
     class_names: tuple[str, ...]
     vocabulary: tuple[str, ...]
-    image_size: tuple[int, int]
+    image_size: tuple[int, int] | None
     num_examples: int | None = None
     num_skipped: int = 0
     skipped: tuple[tuple[int, str], ...] = ()
     feature_keys: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
+    input_kinds: Mapping[str, str] = dataclasses.field(default_factory=lambda: {"image": "image", "text": "text"})
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
     def model_kwargs(self) -> dict:
-        """Keyword arguments for ``mmzoo.build_model(name, **info.model_kwargs())``."""
-        height, width = self.image_size
-        return {
-            "num_classes": self.num_classes,
-            "class_names": list(self.class_names),
-            "vocabulary": list(self.vocabulary),
-            "image_size": height if height == width else (height, width),
-        }
+        """Keyword arguments for ``mmzoo.build_model(name, **info.model_kwargs())`` (or `build_classifier`, whose
+        `towers` name one tower per key of `input_kinds`): classes, and the vocabulary and image size when the
+        data has texts and images."""
+        kwargs = {"num_classes": self.num_classes, "class_names": list(self.class_names)}
+        if "text" in self.input_kinds.values():
+            kwargs["vocabulary"] = list(self.vocabulary)
+        if self.image_size is not None:
+            height, width = self.image_size
+            kwargs["image_size"] = height if height == width else (height, width)
+        return kwargs
 
 
 def adapt_vocabulary(texts, *, max_tokens: int | None = None) -> tuple[str, ...]:

@@ -16,7 +16,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from mmzoo.data import shapes as _shapes  # noqa: F401  (registers mmzoo_shapes with TFDS)
-from mmzoo.data.pipeline import AUTOTUNE, decode_image, finish, get_builder, prepare
+from mmzoo.data.pipeline import AUTOTUNE, decode_stored_image, finish, get_builder, prepare
 
 __all__ = ["has_object_annotations", "load_object_grid"]
 
@@ -85,7 +85,7 @@ def load_object_grid(
     g = grid_size
 
     def to_targets(example):
-        image = decode_image(example["image"], channels=image_feature.shape[-1], stored=stored, size=size)
+        image = decode_stored_image(example["image"], stored=stored, size=size)
         objects = example["objects"]
         box = objects["bbox"]  # (n, 4): ymin, xmin, ymax, xmax in [0, 1]
         row = tf.clip_by_value(tf.cast(tf.floor((box[:, 0] + box[:, 2]) / 2 * g), tf.int32), 0, g - 1)

@@ -2,17 +2,20 @@
 
     train, info = mmzoo.data.from_csv("data/train.csv", image_size=64, shuffle=True, with_info=True)
     val = mmzoo.data.from_csv("data/val.csv", image_size=64, class_names=info.class_names)
+    views = mmzoo.data.from_csv("data/views.csv", image_column=["front", "side"], text_column="question")
 
-Each row names an image file (relative to `image_root`, or to the file's own folder), a text and a label. All
-rows are checked in Python before any tf.data runs: a missing or undecodable image, a missing value, or a label
-outside `class_names` raises a `DataError` naming the file and the row (or, with ``skip_bad_rows=True``, the row
-is left out and counted). Nothing bad reaches TensorFlow's graph.
+Each row names image files (relative to `image_root`, or to the file's own folder), texts and a label. All rows
+are checked in Python before any tf.data runs: a missing or undecodable image, a missing value, or a label
+outside `class_names` raises a `DataError` naming the file, the row and the column (or, with
+``skip_bad_rows=True``, the row is left out and counted). Nothing bad reaches TensorFlow's graph. Images are
+decoded and resized by `mmzoo.images`, as an export decodes and resizes what it serves.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import csv
+import dataclasses
 import json
 import os
 import warnings
@@ -21,29 +24,37 @@ from typing import Iterator, Sequence
 import tensorflow as tf
 
 from mmzoo.data.info import DataInfo, _as_size, adapt_vocabulary
-from mmzoo.data.pipeline import AUTOTUNE, finish, resize_uint8
+from mmzoo.data.pipeline import AUTOTUNE, finish
+from mmzoo.images import decode_image, resize_image
 
 __all__ = ["DataError", "from_csv", "from_jsonl"]
 
 
 class DataError(ValueError):
-    """Bad input data. `path` is the data file; `row` the 1-based data row (``None`` for the whole file)."""
+    """Bad input data. `path` is the data file; `row` the 1-based data row and `column` the column at fault
+    (``None`` when the whole file, or the whole row, is)."""
 
-    def __init__(self, message: str, *, path: str | os.PathLike | None = None, row: int | None = None):
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None, row: int | None = None,
+                 column: str | None = None):
         super().__init__(message)
         self.path = None if path is None else os.fspath(path)
         self.row = row
+        self.column = column
 
 
 class _BadRow(Exception):
-    pass
+    """A row's problem; its message names the column at fault, which `column` holds for `DataError.column`."""
+
+    def __init__(self, reason: str, column: str | None = None):
+        super().__init__(reason)
+        self.column = column
 
 
 def from_csv(
     path: str | os.PathLike,
     *,
-    image_column: str = "image",
-    text_column: str = "text",
+    image_column: str | Sequence[str] | None = "image",
+    text_column: str | Sequence[str] | None = "text",
     label_column: str | None = "label",
     image_root: str | os.PathLike | None = None,
     class_names: Sequence[str] | None = None,
@@ -64,14 +75,21 @@ def from_csv(
 
     Args:
         path: the CSV file.
-        image_column, text_column, label_column: column names; ``label_column=None`` for unlabelled data
-            (the dataset then yields the features alone).
+        image_column, text_column: the column (a name) or columns (a list of names) holding image paths and
+            texts; ``None`` or ``[]`` for none, as long as there is one input column. Given as one name each,
+            the features are keyed ``"image"`` and ``"text"`` (the inputs of a two-input model) whatever the
+            columns are called; once either is a list, every feature is keyed by its column name, e.g.
+            ``image_column=["front", "side"], text_column="question"`` yields ``{"front", "side", "question"}``
+            for a model with those inputs.
+        label_column: the label's column; ``None`` for unlabelled data (the dataset then yields the features
+            alone).
         image_root: folder the image paths are relative to; default the CSV file's folder. Absolute paths
             are used as they are.
         class_names: the label names, in order. Give the training set's names when loading a validation or
             test file, so labels mean the same ids; a label outside them is an error. Default: the labels
             found in this file, sorted (numerically when all are integers).
-        image_size: ``int`` or ``(height, width)`` to resize to. Default: the images' size, if all share one.
+        image_size: ``int`` or ``(height, width)`` to resize every image column to (`mmzoo.images.resize_image`).
+            Default: the images' size, if all images of all image columns share one.
         batch_size: examples per batch; ``None`` for unbatched examples.
         shuffle: shuffle the examples (every epoch); `seed` makes the order repeatable.
         cache: ``"auto"`` keeps decoded, resized images in memory when they take at most 2 GiB; ``True`` or
@@ -83,8 +101,8 @@ def from_csv(
         max_tokens: keep only the most frequent tokens in ``DataInfo.vocabulary``.
         drop_remainder: drop the last, smaller batch.
         delimiter, encoding: of the CSV file.
-        with_info: also return a `DataInfo` (class names, vocabulary of this file's texts, image size,
-            number of examples, skipped rows).
+        with_info: also return a `DataInfo` (class names, one vocabulary of all text columns, image size, the
+            kind of every feature, number of examples, skipped rows).
 
     Returns:
         the dataset, or ``(dataset, DataInfo)`` when `with_info` is true.
@@ -92,19 +110,21 @@ def from_csv(
     Raises:
         FileNotFoundError: `path` does not exist.
         DataError: an empty file, a missing column, or (unless `skip_bad_rows`) a bad row.
+        ValueError: column arguments that are not names, or name a column twice.
     """
     path = _existing_file(path)
+    columns = _resolve_columns(image_column, text_column, label_column)
 
     def rows():
         with open(path, newline="", encoding=encoding) as f:
             reader = csv.DictReader(f, delimiter=delimiter)
             try:
-                columns = reader.fieldnames
+                header = reader.fieldnames
             except csv.Error as e:
                 raise DataError(f"{path}: not a readable CSV file ({e}).", path=path) from None
-            if not columns:
+            if not header:
                 raise DataError(f"{path} is empty: it needs a header row and at least one data row.", path=path)
-            _check_columns(path, columns, image_column, text_column, label_column)
+            _check_columns(path, header, columns)
             row = 0
             while True:  # noqa: SIM113 (csv.Error can come from next())
                 try:
@@ -118,7 +138,7 @@ def from_csv(
                 row += 1
                 yield row, f"line {reader.line_num}", record
 
-    return _load(path, rows(), image_column=image_column, text_column=text_column, label_column=label_column,
+    return _load(path, rows(), columns=columns,
                  image_root=image_root, class_names=class_names, image_size=image_size, batch_size=batch_size,
                  shuffle=shuffle, seed=seed, cache=cache, skip_bad_rows=skip_bad_rows, check_images=check_images,
                  max_tokens=max_tokens, drop_remainder=drop_remainder, with_info=with_info, all_keys=False)
@@ -127,8 +147,8 @@ def from_csv(
 def from_jsonl(
     path: str | os.PathLike,
     *,
-    image_column: str = "image",
-    text_column: str = "text",
+    image_column: str | Sequence[str] | None = "image",
+    text_column: str | Sequence[str] | None = "text",
     label_column: str | None = "label",
     image_root: str | os.PathLike | None = None,
     class_names: Sequence[str] | None = None,
@@ -148,6 +168,7 @@ def from_jsonl(
     ``{"image": "img/0.png", "text": "what color is the circle?", "label": "red"}``. Blank lines are ignored;
     a line that is not a JSON object is a bad row."""
     path = _existing_file(path)
+    columns = _resolve_columns(image_column, text_column, label_column)
 
     def rows():
         with open(path, encoding=encoding) as f:
@@ -167,7 +188,7 @@ def from_jsonl(
                     continue
                 yield row, f"line {line_number}", record
 
-    return _load(path, rows(), image_column=image_column, text_column=text_column, label_column=label_column,
+    return _load(path, rows(), columns=columns,
                  image_root=image_root, class_names=class_names, image_size=image_size, batch_size=batch_size,
                  shuffle=shuffle, seed=seed, cache=cache, skip_bad_rows=skip_bad_rows, check_images=check_images,
                  max_tokens=max_tokens, drop_remainder=drop_remainder, with_info=with_info, all_keys=True)
@@ -185,14 +206,60 @@ def _existing_file(path) -> str:
     return path
 
 
-def _check_columns(path, columns, image_column, text_column, label_column):
-    wanted = {"image_column": image_column, "text_column": text_column, "label_column": label_column}
-    missing = {arg: col for arg, col in wanted.items() if col is not None and col not in columns}
+@dataclasses.dataclass(frozen=True)
+class _Columns:
+    """Which column feeds which feature: `images` and `texts` map feature keys to column names."""
+
+    images: dict
+    texts: dict
+    label: str | None
+
+    @property
+    def kinds(self) -> dict:
+        return {**{key: "image" for key in self.images}, **{key: "text" for key in self.texts}}
+
+    def by_argument(self):
+        """(argument, column) pairs, for messages that tell which argument names a missing column."""
+        yield from (("image_column", column) for column in self.images.values())
+        yield from (("text_column", column) for column in self.texts.values())
+        if self.label is not None:
+            yield "label_column", self.label
+
+
+def _column_names(value, argument) -> list:
+    if value is None:
+        return []
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(name, str) and name for name in names):
+        raise ValueError(f"`{argument}` must be a column name or a list of column names. Received: {argument}={value!r}")
+    return list(names)
+
+
+def _resolve_columns(image_column, text_column, label_column) -> _Columns:
+    images, texts = _column_names(image_column, "image_column"), _column_names(text_column, "text_column")
+    if label_column is not None and not (isinstance(label_column, str) and label_column):
+        raise ValueError(f"`label_column` must be a column name or None. Received: label_column={label_column!r}")
+    if not images and not texts:
+        raise ValueError("Name at least one image or text column. "
+                         f"Received: image_column={image_column!r}, text_column={text_column!r}")
+    named = images + texts + ([label_column] if label_column is not None else [])
+    twice = sorted({name for name in named if named.count(name) > 1})
+    if twice:
+        raise ValueError(f"Each column may feed one feature only; {twice} is named more than once. Received: "
+                         f"image_column={image_column!r}, text_column={text_column!r}, label_column={label_column!r}")
+    if isinstance(image_column, (list, tuple)) or isinstance(text_column, (list, tuple)):
+        return _Columns({name: name for name in images}, {name: name for name in texts}, label_column)
+    # One column of each kind: the two-input models' keys, whatever the columns are called.
+    return _Columns({"image": name for name in images}, {"text": name for name in texts}, label_column)
+
+
+def _check_columns(path, header, columns: _Columns):
+    missing = [(arg, col) for arg, col in columns.by_argument() if col not in header]
     if missing:
-        names = ", ".join(f"{col!r}" for col in missing.values())
-        hint = ", ".join(f"{arg}=..." for arg in missing)
-        raise DataError(f"{path} has no column {names}. Its columns are {list(columns)}; name yours with {hint}.",
-                        path=path)
+        names = ", ".join(f"{col!r}" for _, col in missing)
+        hint = ", ".join(dict.fromkeys(f"{arg}=..." for arg, _ in missing))
+        raise DataError(f"{path} has no column {names}. Its columns are {list(header)}; name yours with {hint}.",
+                        path=path, column=missing[0][1])
 
 
 def _label_sort_key(name: str):
@@ -205,162 +272,204 @@ def _label_sort_key(name: str):
 def _value(record, column, what):
     value = record.get(column)
     if value is None:
-        raise _BadRow(f"no {what} (column {column!r} is missing or null)")
+        raise _BadRow(f"no {what} (column {column!r} is missing or null)", column)
     if isinstance(value, (dict, list)):
-        raise _BadRow(f"the {what} in column {column!r} must be a string, got {type(value).__name__}")
+        raise _BadRow(f"the {what} in column {column!r} must be a string, got {type(value).__name__}", column)
     return str(value)
 
 
-def _read_image_shape(full_path: str) -> tuple[int, int]:
-    """(height, width) of an image file, decoding it fully; raises _BadRow with a readable reason."""
+def _read_image_shape(full_path: str, column: str) -> tuple[int, int]:
+    """(height, width) of an image file, decoded fully by the pipeline's own decoder; raises _BadRow."""
+    where = f"{full_path} (column {column!r})"
     try:
         with open(full_path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        raise _BadRow(f"image file not found: {full_path}") from None
+        raise _BadRow(f"image file not found: {where}", column) from None
     except OSError as e:
-        raise _BadRow(f"image file cannot be read: {full_path} ({e.strerror or e})") from None
+        raise _BadRow(f"image file cannot be read: {where}: {e.strerror or e}", column) from None
     if not data:
-        raise _BadRow(f"image file is empty: {full_path}")
+        raise _BadRow(f"image file is empty: {where}", column)
     try:
-        image = tf.io.decode_image(data, channels=3, expand_animations=False)
+        image = decode_image(tf.constant(data))
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError, ValueError) as e:
         message = getattr(e, "message", str(e)).strip().splitlines()[0][:200]
-        raise _BadRow(f"image file is corrupt or not an image (JPEG, PNG, GIF, BMP or WebP): {full_path} "
-                      f"({message})") from None
+        raise _BadRow(f"image file is corrupt or not an image (JPEG, PNG, GIF, BMP or WebP): {where}: "
+                      f"{message}", column) from None
     return int(image.shape[0]), int(image.shape[1])
 
 
-def _load(path, rows: Iterator, *, image_column, text_column, label_column, image_root, class_names, image_size,
-          batch_size, shuffle, seed, cache, skip_bad_rows, check_images, max_tokens, drop_remainder, with_info,
-          all_keys):
-    size = _as_size(image_size)
-    if not check_images and size is None:
-        raise ValueError("`image_size` is required with check_images=False (the images are not opened up front).")
-    root = os.fspath(image_root) if image_root is not None else os.path.dirname(os.path.abspath(path))
-    known = None if class_names is None else {str(name): i for i, name in enumerate(class_names)}
-    if known is not None and len(known) != len(class_names):
+@dataclasses.dataclass
+class _Row:
+    row: int
+    where: str
+    images: dict  # feature key -> absolute image path
+    texts: dict  # feature key -> text
+    label: str | None
+
+
+class _Rejections:
+    """Raises a DataError for a bad row, or, with `skip`, records it in `bad` as (row, reason)."""
+
+    def __init__(self, path, skip):
+        self.path, self.skip, self.bad = path, skip, []
+
+    def __call__(self, row, where, error: _BadRow):
+        if not self.skip:
+            raise DataError(f"{self.path}, row {row} ({where}): {error}. Fix the row, or pass skip_bad_rows=True to "
+                            "leave such rows out.", path=self.path, row=row, column=getattr(error, "column", None))
+        self.bad.append((row, str(error)))
+
+
+def _parse_row(row, where, record, columns: _Columns, root, known) -> _Row:
+    images = {}
+    for key, column in columns.images.items():
+        image = _value(record, column, "image path")
+        if not image.strip():
+            raise _BadRow(f"empty image path in column {column!r}", column)
+        images[key] = os.path.normpath(image if os.path.isabs(image) else os.path.join(root, image))
+    texts = {key: _value(record, column, "text") for key, column in columns.texts.items()}
+    label = None
+    if columns.label is not None:
+        label = _value(record, columns.label, "label").strip()
+        if not label:
+            raise _BadRow(f"empty label in column {columns.label!r}", columns.label)
+        if known is not None and label not in known:
+            shown = list(known)[:20]
+            raise _BadRow(f"label {label!r} is not one of the {len(known)} class names {shown}"
+                          f"{' ...' if len(known) > 20 else ''} (column {columns.label!r}; pass the training set's class_names)",
+                          columns.label)
+    return _Row(row, where, images, texts, label)
+
+
+def _parse_rows(records, columns, root, known, reject) -> list:
+    parsed = []
+    for row, where, record in records:
+        try:
+            if isinstance(record, _BadRow):
+                raise record
+            parsed.append(_parse_row(row, where, record, columns, root, known))
+        except _BadRow as e:
+            reject(row, where, e)
+    return parsed
+
+
+def _check_image_files(parsed, columns: _Columns, check_images, reject):
+    """The rows whose images are all readable, and the set of their (height, width) sizes (when decoded)."""
+    if not columns.images:
+        return parsed, set()
+    checks = {(i, key): (row.images[key], columns.images[key]) for i, row in enumerate(parsed) for key in columns.images}
+    results = {}
+    if check_images:  # in threads: decoding releases the GIL
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
+            futures = {pool.submit(_read_image_shape, *args): item for item, args in checks.items()}
+            for future, item in futures.items():
+                try:
+                    results[item] = future.result()
+                except _BadRow as e:
+                    results[item] = e
+    else:
+        for item, (full, column) in checks.items():
+            found = os.path.isfile(full)
+            results[item] = None if found else _BadRow(f"image file not found: {full} (column {column!r})", column)
+    good, shapes = [], set()
+    for i, row in enumerate(parsed):
+        errors = [results[(i, key)] for key in columns.images if isinstance(results[(i, key)], _BadRow)]
+        if errors:
+            reject(row.row, row.where, errors[0])
+            continue
+        shapes.update(results[(i, key)] for key in columns.images if results[(i, key)] is not None)
+        good.append(row)
+    return good, shapes
+
+
+def _class_ids(parsed, columns: _Columns, known, class_names):
+    """(label ids or None, class names): the given names, else the labels found, sorted."""
+    if columns.label is None:
+        return None, tuple(str(c) for c in class_names) if class_names is not None else ()
+    if known is None:
+        class_names = tuple(sorted({row.label for row in parsed}, key=_label_sort_key))
+        known = {name: i for i, name in enumerate(class_names)}
+    return [known[row.label] for row in parsed], tuple(str(c) for c in class_names)
+
+
+def _dataset(parsed, columns: _Columns, labels, size, deterministic):
+    """Unbatched ``(features, label)`` (or features): image files read, decoded and resized in a parallel map."""
+    sliced = {"features": {**{key: tf.constant([row.images[key] for row in parsed], tf.string) for key in columns.images},
+                           **{key: tf.constant([row.texts[key] for row in parsed], tf.string) for key in columns.texts}}}
+    if labels is not None:
+        sliced["label"] = tf.constant(labels, tf.int64)
+
+    def to_model_inputs(item):
+        features = {key: resize_image(decode_image(tf.io.read_file(value)), size) if key in columns.images else value
+                    for key, value in item["features"].items()}
+        return (features, item["label"]) if "label" in item else features
+
+    return tf.data.Dataset.from_tensor_slices(sliced).map(
+        to_model_inputs, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+
+
+def _common_size(path, shapes):
+    distinct = sorted(shapes)
+    if len(distinct) > 1:
+        raise ValueError(f"The images of {path} have different sizes ({distinct[0]}, {distinct[1]}, ...): "
+                         "pass `image_size` to resize them.")
+    return distinct[0]
+
+
+def _known_classes(class_names):
+    if class_names is None:
+        return None
+    known = {str(name): i for i, name in enumerate(class_names)}
+    if len(known) != len(class_names):
         raise ValueError(f"`class_names` has duplicates. Received: class_names={list(class_names)!r}")
+    return known
 
-    bad: list[tuple[int, str]] = []
 
-    def reject(row, where, reason):
-        message = f"{path}, row {row} ({where}): {reason}"
-        if not skip_bad_rows:
-            raise DataError(message + ". Fix the row, or pass skip_bad_rows=True to leave such rows out.",
-                            path=path, row=row)
-        bad.append((row, reason))
-
-    # 1. Parse every row (values, label, image path).
+def _checked_rows(path, rows: Iterator, *, columns, root, known, skip_bad_rows, check_images, all_keys):
+    """Every good row (parsed, images checked), the skipped rows and the images' sizes."""
+    reject = _Rejections(path, skip_bad_rows)
     records = list(rows)
-    total = len(records)
-    if total == 0:
+    if not records:
         raise DataError(f"{path} has no data rows.", path=path)
     if all_keys:  # JSONL: a key that no row has is a missing column, not a bad row.
         seen_keys = {key for _, _, record in records if isinstance(record, dict) for key in record}
         if seen_keys:
-            _check_columns(path, sorted(seen_keys), image_column, text_column, label_column)
-    parsed = []  # (row, where, full image path, text, label name)
-    for row, where, record in records:
-        if isinstance(record, _BadRow):
-            reject(row, where, str(record))
-            continue
-        try:
-            image = _value(record, image_column, "image path")
-            if not image.strip():
-                raise _BadRow(f"empty image path in column {image_column!r}")
-            text = _value(record, text_column, "text")
-            label = None
-            if label_column is not None:
-                label = _value(record, label_column, "label").strip()
-                if not label:
-                    raise _BadRow(f"empty label in column {label_column!r}")
-                if known is not None and label not in known:
-                    shown = list(known)[:20]
-                    raise _BadRow(f"label {label!r} is not one of the {len(known)} class names {shown}"
-                                  f"{' ...' if len(known) > 20 else ''} (pass the training set's class_names)")
-        except _BadRow as e:
-            reject(row, where, str(e))
-            continue
-        full = image if os.path.isabs(image) else os.path.join(root, image)
-        parsed.append((row, where, os.path.normpath(full), text, label))
-
-    # 2. Check the images (in threads: decoding releases the GIL).
-    shapes: dict[int, tuple[int, int]] = {}
-    if check_images:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
-            futures = {pool.submit(_read_image_shape, full): i for i, (_, _, full, _, _) in enumerate(parsed)}
-            results = {}
-            for future, i in futures.items():
-                try:
-                    results[i] = future.result()
-                except _BadRow as e:
-                    results[i] = e
-        good = []
-        for i, item in enumerate(parsed):
-            if isinstance(results[i], _BadRow):
-                reject(item[0], item[1], str(results[i]))
-            else:
-                shapes[item[0]] = results[i]
-                good.append(item)
-        parsed = good
-    else:
-        good = []
-        for item in parsed:
-            if not os.path.isfile(item[2]):
-                reject(item[0], item[1], f"image file not found: {item[2]}")
-            else:
-                good.append(item)
-        parsed = good
-
+            _check_columns(path, sorted(seen_keys), columns)
+    parsed = _parse_rows(records, columns, root, known, reject)
+    parsed, shapes = _check_image_files(parsed, columns, check_images, reject)
+    bad = sorted(reject.bad)
     if not parsed:
-        raise DataError(f"{path}: all {total} rows are bad (first: row {bad[0][0]}: {bad[0][1]}).", path=path)
-    bad.sort()
+        raise DataError(f"{path}: all {len(records)} rows are bad (first: row {bad[0][0]}: {bad[0][1]}).", path=path)
     if bad:
         reasons = "; ".join(f"row {r}: {why}" for r, why in bad[:3])
-        warnings.warn(f"Skipped {len(bad)} of {total} rows of {path}: {reasons}{' ...' if len(bad) > 3 else ''}",
-                      stacklevel=3)
+        warnings.warn(f"Skipped {len(bad)} of {len(records)} rows of {path}: {reasons}"
+                      f"{' ...' if len(bad) > 3 else ''}", stacklevel=4)
+    return parsed, bad, shapes
 
-    if size is None:
-        distinct = sorted(set(shapes.values()))
-        if len(distinct) > 1:
-            raise ValueError(f"The images of {path} have different sizes ({distinct[0]}, {distinct[1]}, ...): "
-                             "pass `image_size` to resize them.")
-        size = distinct[0]
 
-    # 3. Labels.
-    if label_column is not None:
-        if known is None:
-            class_names = tuple(sorted({item[4] for item in parsed}, key=_label_sort_key))
-            known = {name: i for i, name in enumerate(class_names)}
-        labels = [known[item[4]] for item in parsed]
-    class_names = tuple(str(c) for c in class_names) if class_names is not None else ()
+def _load(path, rows: Iterator, *, columns: _Columns, image_root, class_names, image_size, batch_size, shuffle, seed,
+          cache, skip_bad_rows, check_images, max_tokens, drop_remainder, with_info, all_keys):
+    size = _as_size(image_size)
+    if columns.images and not check_images and size is None:
+        raise ValueError("`image_size` is required with check_images=False (the images are not opened up front).")
+    root = os.fspath(image_root) if image_root is not None else os.path.dirname(os.path.abspath(path))
+    known = _known_classes(class_names)
+    parsed, bad, shapes = _checked_rows(path, rows, columns=columns, root=root, known=known,
+                                        skip_bad_rows=skip_bad_rows, check_images=check_images, all_keys=all_keys)
+    if columns.images and size is None:
+        size = _common_size(path, shapes)
+    labels, class_names = _class_ids(parsed, columns, known, class_names)
 
-    # 4. The dataset.
-    paths = [item[2] for item in parsed]
-    texts = [item[3] for item in parsed]
-    sliced = {"path": tf.constant(paths, tf.string), "text": tf.constant(texts, tf.string)}
-    if label_column is not None:
-        sliced["label"] = tf.constant(labels, tf.int64)
-    ds = tf.data.Dataset.from_tensor_slices(sliced)
-
-    def to_model_inputs(item):
-        image = tf.io.decode_image(tf.io.read_file(item["path"]), channels=3, expand_animations=False)
-        same = tf.logical_and(tf.equal(tf.shape(image)[0], size[0]), tf.equal(tf.shape(image)[1], size[1]))
-        image = tf.cond(same, lambda: image, lambda: resize_uint8(image, size))
-        image = tf.ensure_shape(image, (*size, 3))
-        features = {"image": image, "text": item["text"]}
-        return (features, item["label"]) if "label" in item else features
-
-    ds = ds.map(to_model_inputs, num_parallel_calls=AUTOTUNE,
-                deterministic=True if not shuffle or seed is not None else None)
+    ds = _dataset(parsed, columns, labels, size, deterministic=True if not shuffle or seed is not None else None)
     ds = finish(ds, batch_size=batch_size, shuffle=shuffle, cache=cache, seed=seed, drop_remainder=drop_remainder,
-                num_examples=len(paths), image_size=size)
+                num_examples=len(parsed), image_size=size or (0, 0), num_images=len(columns.images))
     if not with_info:
         return ds
+    texts = [row.texts[key] for row in parsed for key in columns.texts]
     info = DataInfo(
         name=path, split=None, class_names=class_names,
-        vocabulary=adapt_vocabulary(texts, max_tokens=max_tokens), image_size=size, num_examples=len(paths),
-        num_skipped=len(bad), skipped=tuple(bad),
-        feature_keys={"image": image_column, "text": text_column, "label": label_column})
+        vocabulary=adapt_vocabulary(texts, max_tokens=max_tokens) if texts else (), image_size=size,
+        num_examples=len(parsed), num_skipped=len(bad), skipped=tuple(bad),
+        feature_keys={**columns.images, **columns.texts, "label": columns.label}, input_kinds=columns.kinds)
     return ds, info

@@ -18,6 +18,7 @@ import tensorflow_datasets as tfds
 
 from mmzoo.data import shapes as _shapes  # noqa: F401  (registers mmzoo_shapes with TFDS)
 from mmzoo.data.info import DataInfo, _as_size, _check_keys, adapt_vocabulary
+from mmzoo.images import decode_image, resize_image
 
 __all__ = ["load", "finish"]
 
@@ -57,8 +58,8 @@ def load(
             image + text dataset you have prepared under `data_dir`.
         split: a TFDS split, slices included (``"train[:10%]"``).
         batch_size: examples per batch; ``None`` for unbatched examples.
-        image_size: ``int`` or ``(height, width)`` to resize to (bilinear, antialiased, rounded back to uint8);
-            ``None`` keeps the stored size, which must then be fixed.
+        image_size: ``int`` or ``(height, width)`` to resize to with `mmzoo.images.resize_image`, as the
+            export resizes what it serves; ``None`` keeps the stored size, which must then be fixed.
         shuffle: shuffle files and examples; defaults to ``True`` for splits whose name starts with "train".
         data_dir: TFDS data directory (default: TFDS' own, ``~/tensorflow_datasets``).
         feature_keys: which features hold ``"image"``, ``"text"`` and ``"label"``, e.g.
@@ -114,8 +115,7 @@ def load(
         split=split, shuffle_files=shuffle, read_config=read_config,
         decoders=_decoders(keys))
     to_model = functools.partial(
-        _to_model_inputs, keys=keys, size=size, channels=image_feature.shape[-1],
-        stored=stored, label_table=label_table, name=name)
+        _to_model_inputs, keys=keys, size=size, stored=stored, label_table=label_table, name=name)
     deterministic = True if not shuffle or seed is not None else None  # None: tf.data's default
     ds = ds.map(to_model, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     ds = finish(ds, batch_size=batch_size, shuffle=shuffle, cache=cache, shuffle_buffer=shuffle_buffer,
@@ -126,15 +126,18 @@ def load(
         name=name if config is None else f"{builder.name}/{builder.builder_config.name}",
         split=split, class_names=class_names,
         vocabulary=_vocabulary(builder, keys["text"], vocabulary_split, max_tokens),
-        image_size=size, num_examples=num_examples, feature_keys=keys)
+        image_size=size, num_examples=num_examples, feature_keys=keys, input_kinds={"image": "image", "text": "text"})
     return ds, info
 
 
 def finish(ds: tf.data.Dataset, *, batch_size: int | None, shuffle: bool, cache: bool | str = "auto",
            shuffle_buffer: int | None = None, seed: int | None = None, drop_remainder: bool = False,
-           num_examples: int | None = None, image_size: tuple[int, int] = (64, 64)) -> tf.data.Dataset:
-    """Cache, shuffle, batch and prefetch a dataset of decoded, resized examples (shared by all loaders)."""
-    per_example = image_size[0] * image_size[1] * 3 + 256  # pixels + text and label, roughly
+           num_examples: int | None = None, image_size: tuple[int, int] = (64, 64),
+           num_images: int = 1) -> tf.data.Dataset:
+    """Cache, shuffle, batch and prefetch a dataset of decoded, resized examples (shared by all loaders).
+
+    `image_size` and `num_images` (images per example) size the in-memory cache and shuffle buffer."""
+    per_example = num_images * image_size[0] * image_size[1] * 3 + 256  # pixels + texts and label, roughly
     if cache == "auto":
         cache = num_examples is not None and num_examples * per_example <= CACHE_LIMIT_BYTES
     if isinstance(cache, str):
@@ -149,12 +152,6 @@ def finish(ds: tf.data.Dataset, *, batch_size: int | None, shuffle: bool, cache:
         ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE,
                       deterministic=True if not shuffle or seed is not None else None)
     return ds.prefetch(AUTOTUNE)
-
-
-def resize_uint8(image: tf.Tensor, size: tuple[int, int]) -> tf.Tensor:
-    """Resize an (H, W, 3) image to `size` (bilinear, antialiased) and return uint8 pixels 0..255."""
-    image = tf.image.resize(tf.cast(image, tf.float32), size, method="bilinear", antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(image), 0.0, 255.0), tf.uint8)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -220,22 +217,16 @@ def prepare(builder) -> None:
         compute_stats=tfds.download.ComputeStatsMode.SKIP))
 
 
-def decode_image(encoded: tf.Tensor, *, channels: int, stored, size: tuple[int, int]) -> tf.Tensor:
-    """Encoded image bytes -> (*size, 3) uint8 pixels: any bit depth, grey or RGBA to RGB, resized if needed."""
-    image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
-    if image.dtype != tf.uint8:
-        image = tf.image.convert_image_dtype(image, tf.uint8, saturate=True)
-    if channels == 1:
-        image = tf.image.grayscale_to_rgb(image)
-    elif channels == 4:
-        image = image[..., :3]
-    if tuple(stored) != tuple(size):
-        image = resize_uint8(image, size)
-    return tf.ensure_shape(image, (*size, 3))
+def decode_stored_image(encoded: tf.Tensor, *, stored, size: tuple[int, int]) -> tf.Tensor:
+    """A TFDS image's bytes -> (*size, 3) uint8 pixels, through the decode and resize every export uses."""
+    image = decode_image(encoded)
+    if None not in tuple(stored):  # a fixed stored size: the resize is known to be needed or not when traced
+        image = tf.ensure_shape(image, (*stored, 3))
+    return resize_image(image, size)
 
 
-def _to_model_inputs(example, *, keys, size, channels, stored, label_table, name):
-    image = decode_image(_get(example, keys["image"]), channels=channels, stored=stored, size=size)
+def _to_model_inputs(example, *, keys, size, stored, label_table, name):
+    image = decode_stored_image(_get(example, keys["image"]), stored=stored, size=size)
     features = {"image": image, "text": _get(example, keys["text"])}
     if keys["label"] is None:
         return features
