@@ -1,12 +1,13 @@
-"""The two-tower classifier: raw {"image", "text"} in, logits out.
+"""Multimodal classifiers: a dict of named raw inputs in, logits out.
 
-    text (string) --TextVectorization--> token_ids --+
-                                                     +--> backbone: towers -> fusion -> head -> logits
-    image (pixels 0..255) ---------------------------+
+    raw inputs --input-pipeline layers (text: TextVectorization)--> numeric inputs --+
+                                                                                     +--> backbone: towers
+    raw inputs that need nothing there (pixels) -------------------------------------+    -> fusion -> head
 
-The backbone is a nested, all-numeric functional model (`model.get_layer("backbone")`). Keeping string
-vectorization in front of it lets trainers run it in the tf.data pipeline under `tf.distribute` (strings cannot
-be replicated, DESIGN.md section 4) while the full model, and so its export, still takes raw strings.
+The backbone is a nested, all-numeric functional model (`model.backbone`). Keeping string vectorization in front
+of it lets training run it in the tf.data pipeline under `tf.distribute` (strings cannot be replicated,
+DESIGN.md section 4) while the full model, and so its export, still takes raw strings. docs/architecture.md
+draws the whole path from a dataset row to a served signature.
 """
 
 import keras
@@ -14,18 +15,26 @@ import keras
 import mmzoo.optimizers  # noqa: F401  (registers the fused Adam, so load_model restores models compiled with it)
 from mmzoo.fusion import FUSIONS
 from mmzoo.heads import ClassifierHead
-from mmzoo.towers import adapt_vocabulary, apply_text_tower, build_image_tower, build_text_vectorizer
+from mmzoo.towers import adapt_vocabulary, get_input_kind, get_tower
 
 BACKBONE_NAME = "backbone"
 FUSION_NAME = "fusion"
 VECTORIZER_NAME = "text_vectorizer"
 
 
+# Builder arguments that set an option of every input of one kind (a `towers` entry may override them per input).
+_KIND_OPTIONS = {
+    "image": ("image_size", "image_weights", "trainable_stages"),
+    "text": ("vocabulary", "sequence_length", "embedding_dim", "text_units", "text_token_embeddings"),
+}
+
+
 def build_classifier(
     *,
-    image_tower,
-    text_tower,
-    fusion,
+    towers=None,
+    image_tower=None,
+    text_tower=None,
+    fusion=None,
     num_classes=None,
     class_names=None,
     vocabulary=None,
@@ -44,89 +53,237 @@ def build_classifier(
     dropout=0.1,
     name="mmzoo_classifier",
 ):
-    """Assemble image tower + text tower + fusion + head into a functional model.
+    """A `MultimodalClassifier`: one tower per named input, a fusion layer and a classification head.
 
-    Leave out one tower (`image_tower=None` or `text_tower=None`, with `fusion=None`) for a single-modality
-    classifier, e.g. the student of cross-modal distillation; its inputs are then only `"image"` or `"text"`.
+    `towers` maps each input name to a registered tower (`mmzoo.towers.list_towers()`), or to a dict
+    `{"tower": name, **options}` overriding this input's options (e.g. `{"tower": "small_cnn", "image_size": 48}`):
+    `towers={"front": "small_cnn", "side": "small_cnn", "question": "gru"}`. The inputs reach the fusion in the
+    order given. `image_tower=` / `text_tower=` are the two-input shorthand for
+    `towers={"image": image_tower, "text": text_tower}`; give one of them alone (with `fusion=None`) for a
+    single-input classifier, e.g. the student of cross-modal distillation.
 
-    Give the vocabulary (a list of tokens) or `texts` to adapt one from (at most `max_tokens` entries).
-    `num_classes` may be left out when `class_names` is given. `fusion_options` passes family-specific
-    arguments to the fusion layer (e.g. `{"num_heads": 4}` or `{"rank": 8}`). `text_token_embeddings=True`
-    gives a token fusion each word's embedding beside its recurrent state (`apply_text_tower`).
+    Text inputs share `vocabulary` (a list of tokens) or one adapted from `texts` (at most `max_tokens` entries).
+    `num_classes` may be left out when `class_names` is given. `fusion_options` passes family-specific arguments
+    to the fusion layer (e.g. `{"num_heads": 4}` or `{"rank": 8}`). `text_token_embeddings=True` gives a token
+    fusion each word's embedding beside its recurrent state (`mmzoo.towers.apply_text_tower`).
     """
-    num_classes = _resolve_num_classes(num_classes, class_names)
+    towers = _resolve_towers(towers, image_tower, text_tower)
+    if any(get_tower(_tower_name(spec), argument=f"towers[{key!r}]").kind == "text" for key, spec in towers.items()):
+        vocabulary = _resolve_vocabulary(vocabulary, texts, max_tokens)
+    elif texts is not None:
+        raise ValueError("`texts` adapts a vocabulary for text inputs; this classifier has none. Received: texts=...")
+    return MultimodalClassifier(
+        towers=towers, fusion=fusion, num_classes=_resolve_num_classes(num_classes, class_names),
+        class_names=class_names, vocabulary=vocabulary, image_size=image_size, sequence_length=sequence_length,
+        image_weights=image_weights, trainable_stages=trainable_stages, embedding_dim=embedding_dim,
+        text_units=text_units, text_token_embeddings=text_token_embeddings, fusion_units=fusion_units,
+        fusion_options=fusion_options, head_hidden_units=head_hidden_units, dropout=dropout, name=name,
+    )
+
+
+def _resolve_towers(towers, image_tower, text_tower):
+    if towers is not None:
+        if image_tower is not None or text_tower is not None:
+            raise ValueError(
+                "Give `towers` or the two-input shorthand `image_tower`/`text_tower`, not both. "
+                f"Received: towers={towers!r}, image_tower={image_tower!r}, text_tower={text_tower!r}"
+            )
+        if not isinstance(towers, dict) or not towers:
+            raise ValueError(f"`towers` must be a non-empty dict {{input name: tower}}. Received: towers={towers!r}")
+        return dict(towers)
     if image_tower is None and text_tower is None:
         raise ValueError("Give an `image_tower`, a `text_tower` or both. Received: image_tower=None, text_tower=None")
-    two_towers = image_tower is not None and text_tower is not None
-    if two_towers and fusion not in FUSIONS:
-        raise ValueError(
-            f"Unknown fusion '{fusion}'. Expected one of: {', '.join(sorted(FUSIONS))}. Received: fusion={fusion!r}"
+    shorthand = {"image": (image_tower, "image"), "text": (text_tower, "text")}
+    for key, (tower, kind) in shorthand.items():
+        if tower is not None:
+            get_tower(tower, kind=kind, argument=f"{kind}_tower")
+    return {key: tower for key, (tower, _) in shorthand.items() if tower is not None}
+
+
+def _tower_name(spec):
+    return spec.get("tower") if isinstance(spec, dict) else spec
+
+
+@keras.saving.register_keras_serializable(package="mmzoo")
+class MultimodalClassifier(keras.Model):
+    """Named raw inputs (pixels 0..255, strings) -> class logits, through one tower per input, a fusion layer
+    and a `ClassifierHead`. Build it with `mmzoo.build_model` / `mmzoo.build_classifier` (which also adapt a
+    vocabulary from texts); the constructor takes the resolved arguments and `get_config` returns them, so
+    `from_config` (and `.keras` loading) rebuilds the same model.
+
+    What consumers need is asked of the model, not searched for in its graph: `modalities` (each input's kind,
+    tower, shapes and options), `backbone` (the numeric model trained under `tf.distribute`),
+    `preprocess_inputs` (what must run in the input pipeline), `vectorizers`, `image_towers`, `fusion`, `head`,
+    `class_names`.
+    """
+
+    def __init__(self, towers, num_classes, fusion=None, class_names=None, vocabulary=None, image_size=224,
+                 sequence_length=32, image_weights=None, trainable_stages=None, embedding_dim=128, text_units=128,
+                 text_token_embeddings=False, fusion_units=256, fusion_options=None, head_hidden_units=None,
+                 dropout=0.1, name="mmzoo_classifier", **kwargs):
+        shared = dict(image_size=image_size, image_weights=image_weights, trainable_stages=trainable_stages,
+                      vocabulary=vocabulary, sequence_length=sequence_length, embedding_dim=embedding_dim,
+                      text_units=text_units, text_token_embeddings=text_token_embeddings)
+        modalities = _modalities(towers, shared)
+        output = _check_fusion(fusion, modalities, text_token_embeddings)
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
+
+        # === Layers ===
+        head = ClassifierHead(num_classes, class_names=class_names, hidden_units=head_hidden_units, dropout=dropout,
+                              name="head")
+        joint = _joint_layer(fusion, fusion_units, fusion_options, list(modalities))
+        pipeline = {key: get_input_kind(m.kind).pipeline_layer(m) for key, m in modalities.items()}
+
+        # === Backbone: numeric inputs -> logits ===
+        backbone_inputs, features = {}, []
+        for key, modality in modalities.items():
+            kind = get_input_kind(modality.kind)
+            backbone_inputs[modality.backbone_key] = kind.backbone_input(modality)
+            features.append(kind.encode(modality, backbone_inputs[modality.backbone_key], output=output,
+                                        dropout=dropout))
+        logits = head(joint(features if len(features) > 1 else features[0]))
+        backbone = keras.Model(backbone_inputs, logits, name=BACKBONE_NAME)
+
+        # === Functional model on raw inputs ===
+        inputs, feed = {}, {}
+        for key, modality in modalities.items():
+            inputs[key] = get_input_kind(modality.kind).raw_input(modality)
+            feed[modality.backbone_key] = inputs[key] if pipeline[key] is None else pipeline[key](inputs[key])
+        super().__init__(inputs=inputs, outputs=backbone(feed), name=name, **kwargs)
+
+        # === Config ===
+        self._modalities = modalities
+        self._backbone_model = backbone
+        self._pipeline_layers = {key: layer for key, layer in pipeline.items() if layer is not None}
+        self._config = dict(
+            towers=dict(towers), num_classes=num_classes, fusion=fusion,
+            class_names=None if class_names is None else [str(c) for c in class_names],
+            vocabulary=None if vocabulary is None else [str(t) for t in vocabulary], image_size=image_size,
+            sequence_length=sequence_length, image_weights=None, trainable_stages=trainable_stages,
+            embedding_dim=embedding_dim, text_units=text_units, text_token_embeddings=text_token_embeddings,
+            fusion_units=fusion_units, fusion_options=None if fusion_options is None else dict(fusion_options),
+            head_hidden_units=head_hidden_units, dropout=dropout,
         )
-    if not two_towers and fusion is not None:
-        raise ValueError(
-            "A single-tower classifier has nothing to fuse; leave `fusion` as None. "
-            f"Received: image_tower={image_tower!r}, text_tower={text_tower!r}, fusion={fusion!r}"
-        )
-    if text_tower is not None:
-        vocabulary = _resolve_vocabulary(vocabulary, texts, max_tokens)
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
-    mode = "tokens" if two_towers and FUSIONS[fusion].requires_tokens else "pooled"
-    if text_token_embeddings and mode != "tokens":
+
+    # === What the model is ===
+
+    @property
+    def modalities(self):
+        """`{input name: Modality}` in the order the inputs reach the fusion (see mmzoo/towers/registry.py)."""
+        return dict(self._modalities)
+
+    @property
+    def backbone(self):
+        """The numeric model `{modality.backbone_key: pixels or token ids} -> logits`, sharing this model's weights."""
+        return self._backbone_model
+
+    def preprocess_inputs(self, features):
+        """Raw features -> the backbone's numeric inputs (strings vectorized, pixels as they are). Runs in
+        tf.data (`mmzoo.preprocessing.preprocess_dataset`) or eagerly."""
+        fed = {}
+        for key, modality in self._modalities.items():
+            layer = self._pipeline_layers.get(key)
+            fed[modality.backbone_key] = features[key] if layer is None else layer(features[key])
+        return fed
+
+    @property
+    def vectorizers(self):
+        """`{text input name: TextVectorization}`: the layers that must run in the input pipeline."""
+        return {key: layer for key, layer in self._pipeline_layers.items() if self._modalities[key].kind == "text"}
+
+    @property
+    def image_towers(self):
+        """`{image input name: tower model}` (pixels -> pooled features or tokens), sharing weights."""
+        prefixes = {key: get_input_kind("image").layer_prefix(m) for key, m in self._modalities.items()
+                    if m.kind == "image"}
+        return {key: self._backbone_model.get_layer(prefix) for key, prefix in prefixes.items()}
+
+    @property
+    def fusion(self):
+        """The fusion layer (for one input, the Dense projection standing in for it)."""
+        return self._backbone_model.get_layer(FUSION_NAME)
+
+    @property
+    def head(self):
+        return self._backbone_model.get_layer("head")
+
+    @property
+    def class_names(self):
+        return self.head.class_names
+
+    @property
+    def num_classes(self):
+        return self.head.num_classes
+
+    @property
+    def image_size(self):
+        """The first image input's size in pixels, or None without image inputs."""
+        sizes = [m.image_size for m in self._modalities.values() if m.kind == "image"]
+        return sizes[0] if sizes else None
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, **self._config}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _modalities(towers, shared):
+    """`{input name: Modality}` for `towers`, each input's options being `shared`'s for its kind plus overrides."""
+    modalities = {}
+    for key, spec in towers.items():
+        if not isinstance(key, str) or not key.isidentifier() or not key.islower():
+            raise ValueError(f"Input names must be lowercase identifiers (they name inputs and layers). Received: {key!r}")
+        overrides = dict(spec) if isinstance(spec, dict) else {"tower": spec}
+        tower = get_tower(overrides.pop("tower", None), argument=f"towers[{key!r}]")
+        kind = get_input_kind(tower.kind)
+        options = {option: shared[option] for option in _KIND_OPTIONS.get(tower.kind, ())}
+        modalities[key] = kind.modality(key, tower.name, {**options, **overrides})
+    backbone_keys = [m.backbone_key for m in modalities.values()]
+    clashes = sorted({key for key in backbone_keys if backbone_keys.count(key) > 1})
+    if clashes:
+        raise ValueError(f"Two inputs would feed the backbone under the same name {clashes}; rename one. "
+                         f"Received: inputs {list(modalities)}")
+    return modalities
+
+
+def _check_fusion(fusion, modalities, text_token_embeddings):
+    """The towers' output mode ("tokens" or "pooled") for `fusion` over `modalities`; one-line errors."""
+    if len(modalities) == 1:
+        if fusion is not None:
+            raise ValueError(
+                "A single-tower classifier has nothing to fuse; leave `fusion` as None. "
+                f"Received: towers={ {k: m.tower for k, m in modalities.items()} }, fusion={fusion!r}"
+            )
+        output = "pooled"
+    else:
+        if fusion not in FUSIONS:
+            raise ValueError(
+                f"Unknown fusion '{fusion}'. Expected one of: {', '.join(sorted(FUSIONS))}. Received: fusion={fusion!r}"
+            )
+        limit = getattr(FUSIONS[fusion], "max_inputs", None)
+        if limit is not None and len(modalities) > limit:
+            raise ValueError(
+                f"The {fusion!r} fusion takes at most {limit} inputs. Received: {len(modalities)} inputs {list(modalities)}"
+            )
+        output = "tokens" if FUSIONS[fusion].requires_tokens else "pooled"
+    if text_token_embeddings and output != "tokens":
         raise ValueError(
             "`text_token_embeddings=True` needs a fusion that attends over text tokens (e.g. glimpse, attention). "
-            f"Received: text_token_embeddings=True with fusion={fusion!r}, text_tower={text_tower!r}"
+            f"Received: text_token_embeddings=True with fusion={fusion!r}"
         )
+    return output
 
-    # === Layers ===
-    head = ClassifierHead(num_classes, class_names=class_names, hidden_units=head_hidden_units, dropout=dropout, name="head")
-    if two_towers:
-        joint = FUSIONS[fusion](units=fusion_units, name=FUSION_NAME, **(fusion_options or {}))
-    else:
-        # One modality: a projection plays the fusion's part, so every classifier has an embedding of width
-        # `fusion_units` in front of its head (what feature distillation matches).
-        joint = keras.layers.Dense(fusion_units, activation="relu", name=FUSION_NAME)
 
-    # === Backbone: pixels and/or token ids -> logits ===
-    backbone_inputs, features = {}, []
-    if image_tower is not None:
-        image_encoder = build_image_tower(
-            image_tower,
-            image_size=image_size,
-            output=mode,
-            weights=image_weights,
-            trainable_stages=trainable_stages,
-            name=f"{image_tower}_tower",
-        )
-        backbone_inputs["image"] = keras.Input((image_size, image_size, 3), name="image")
-        features.append(image_encoder(backbone_inputs["image"]))
-    if text_tower is not None:
-        vectorizer = build_text_vectorizer(vocabulary, sequence_length, name=VECTORIZER_NAME)
-        backbone_inputs["token_ids"] = keras.Input((sequence_length,), dtype="int64", name="token_ids")
-        features.append(
-            apply_text_tower(
-                backbone_inputs["token_ids"],
-                kind=text_tower,
-                vocabulary_size=vectorizer.vocabulary_size(),
-                embedding_dim=embedding_dim,
-                units=text_units,
-                output=mode,
-                dropout=dropout,
-                token_embeddings=text_token_embeddings,
-                name=f"{text_tower}_tower",
-            )
-        )
-    logits = head(joint(features if two_towers else features[0]))
-    backbone = keras.Model(backbone_inputs, logits, name=BACKBONE_NAME)
-
-    # === Functional model on raw inputs ===
-    inputs, backbone_feed = {}, {}
-    if image_tower is not None:
-        inputs["image"] = backbone_feed["image"] = keras.Input((image_size, image_size, 3), name="image")
-    if text_tower is not None:
-        inputs["text"] = keras.Input((), dtype="string", name="text")
-        backbone_feed["token_ids"] = vectorizer(inputs["text"])
-    return keras.Model(inputs, backbone(backbone_feed), name=name)
+def _joint_layer(fusion, units, options, names):
+    if fusion is None:
+        # One input: a projection plays the fusion's part, so every classifier has an embedding of width
+        # `units` in front of its head (what feature distillation matches).
+        return keras.layers.Dense(units, activation="relu", name=FUSION_NAME)
+    extra = {} if names == ["image", "text"] else {"modalities": names}
+    return FUSIONS[fusion](units=units, name=FUSION_NAME, **extra, **(options or {}))
 
 
 def _resolve_num_classes(num_classes, class_names):
@@ -155,35 +312,33 @@ def _resolve_vocabulary(vocabulary, texts, max_tokens):
 
 
 def get_backbone(model):
-    """The numeric part of a classifier: {"image", "token_ids"} -> logits, sharing the model's weights."""
-    return model.get_layer(BACKBONE_NAME)
+    """The numeric part of a classifier (`model.backbone`): `{"image", "token_ids"}` -> logits, sharing weights."""
+    return model.backbone
 
 
 def get_vectorizer(model):
-    """The classifier's TextVectorization layer (strings -> token ids); None for an image-only classifier."""
-    if not any(layer.name == VECTORIZER_NAME for layer in model.layers):
-        return None
-    return model.get_layer(VECTORIZER_NAME)
+    """The TextVectorization of the classifier's text input ("text", or its only text input); None if it has none."""
+    vectorizers = model.vectorizers
+    if "text" in vectorizers or len(vectorizers) > 1:
+        return vectorizers.get("text")
+    return next(iter(vectorizers.values()), None)
 
 
 def get_image_tower(model):
-    """The classifier's image tower (pixels -> pooled features or tokens), sharing weights; None if it has none.
+    """The classifier's image tower ("image", or its only image input's), sharing weights; None if it has none.
 
     Set `get_image_tower(model).trainable = False` to keep a pretrained tower fixed while the rest trains.
     """
-    backbone = get_backbone(model)
-    if "image" not in backbone.input:
-        return None
-    for layer in backbone.layers:
-        if isinstance(layer, keras.Model) and len(layer.inputs) == 1 and len(layer.inputs[0].shape) == 4:
-            return layer
-    return None
+    towers = model.image_towers
+    if "image" in towers or len(towers) > 1:
+        return towers.get("image")
+    return next(iter(towers.values()), None)
 
 
 def get_embedding_model(model):
-    """{"image", "token_ids"} -> the joint embedding in front of the head (the fusion's output), sharing weights."""
-    backbone = get_backbone(model)
-    return keras.Model(backbone.input, backbone.get_layer("head").input, name="embedding")
+    """The backbone's numeric inputs -> the joint embedding in front of the head (the fusion's output)."""
+    backbone = model.backbone
+    return keras.Model(backbone.input, model.head.input, name="embedding")
 
 
 class _GivenTowerOutput(keras.layers.Layer):
@@ -194,25 +349,28 @@ class _GivenTowerOutput(keras.layers.Layer):
 
 
 def get_feature_model(model):
-    """The backbone after its image tower: {"image": the tower's output, "token_ids"} -> logits, sharing weights.
+    """The backbone after its image towers: each image input replaced by its tower's output -> logits, sharing
+    weights.
 
     With the tower frozen, fitting this on tower outputs computed once trains the classifier exactly as fitting
     the backbone would, without running the tower again every epoch (`mmzoo train` does this after object
     pretraining). A training-time view: save and export `model` itself.
     """
-    backbone, tower = get_backbone(model), get_image_tower(model)
-    if tower is None:
+    backbone = model.backbone
+    towers = {model.modalities[key].backbone_key: tower for key, tower in model.image_towers.items()}
+    if not towers:
         raise ValueError(f"A feature model needs a classifier with an image tower. Received: {model.name!r}, which has none")
     inputs = {
-        key: keras.Input(tower.output.shape[1:], name=key) if key == "image"
+        key: keras.Input(towers[key].output.shape[1:], name=key) if key in towers
         else keras.Input(tensor.shape[1:], dtype=tensor.dtype, name=key)
         for key, tensor in backbone.input.items()
     }
+    names = {id(tower): f"{key}_features" if key != "image" else "image_features" for key, tower in towers.items()}
     return keras.models.clone_model(
         backbone,
         input_tensors=inputs,
         # Every other layer is the backbone's own (so its weights are shared), called again on the new inputs.
-        clone_function=lambda layer: _GivenTowerOutput(name="image_features") if layer is tower else layer,
+        clone_function=lambda layer: _GivenTowerOutput(name=names[id(layer)]) if id(layer) in names else layer,
     )
 
 
@@ -220,6 +378,9 @@ def load_model(path, safe_mode=True):
     """`keras.saving.load_model` for a saved mmzoo classifier (`model.save("m.keras")`).
 
     Importing this module registers every mmzoo layer (towers, fusion, heads) and optimizer; `import mmzoo` alone
-    is lazy and registers nothing, so a bare `keras.saving.load_model` would not know them.
+    is lazy and registers nothing, so a bare `keras.saving.load_model` would not know them. A classifier saved
+    by mmzoo 0.1.0 (a plain functional model) comes back as a `MultimodalClassifier` with the same weights.
     """
-    return keras.saving.load_model(path, safe_mode=safe_mode)
+    from mmzoo.compat import upgrade_classifier
+
+    return upgrade_classifier(keras.saving.load_model(path, safe_mode=safe_mode))

@@ -78,7 +78,7 @@ def test_register_recipe_adds_a_buildable_recipe():
     "name, overrides, message",
     [
         ("nope", {}, r"Unknown recipe 'nope'. Expected one of: .*resnet50_lstm_concat"),
-        ("small_cnn_lstm_concat", {"colour": 1}, r"Unknown argument\(s\) \['colour'\].*Accepted: image_tower"),
+        ("small_cnn_lstm_concat", {"colour": 1}, r"Unknown argument\(s\) \['colour'\].*Accepted: towers, image_tower"),
         ("small_cnn_lstm_concat", {"num_classes": 1, "class_names": None}, "num_classes=1"),
         ("small_cnn_lstm_concat", {"num_classes": None, "class_names": None}, "Give `num_classes` or `class_names`"),
         ("small_cnn_lstm_concat", {"class_names": ["a", "b"]}, "one name per class"),
@@ -88,7 +88,7 @@ def test_register_recipe_adds_a_buildable_recipe():
         ("small_cnn_lstm_concat", {"texts": ["a b"]}, "either `vocabulary` or `texts`"),
         ("small_cnn_lstm_concat", {"fusion": "bilinear"}, r"Unknown fusion 'bilinear'. Expected one of: attention, coattention"),
         ("small_cnn_lstm_concat", {"image_tower": "vit"}, r"Unknown image tower 'vit'. Expected one of: coord_cnn, mobilenet_v3_small"),
-        ("small_cnn_lstm_concat", {"text_tower": "rnn"}, r"Unknown text tower 'rnn'. Expected one of: lstm, bilstm, gru"),
+        ("small_cnn_lstm_concat", {"text_tower": "rnn"}, r"Unknown text tower 'rnn'. Expected one of: bilstm, gru, lstm"),
         ("small_cnn_lstm_concat", {"dropout": 1.5}, "dropout=1.5"),
         ("small_cnn_lstm_concat", {"sequence_length": 0}, "sequence_length=0"),
         ("small_cnn_lstm_concat", {"fusion_units": 0}, "units=0"),

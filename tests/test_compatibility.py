@@ -31,6 +31,7 @@ def _feed(cases, name):
 @pytest.mark.parametrize("name", sorted(MANIFEST["models"]))
 def test_a_0_1_0_keras_file_loads_and_predicts_as_before(name, cases):
     model = mmzoo.load_model(os.path.join(FIXTURES, f"{name}.keras"))
+    assert type(model).__name__ == "MultimodalClassifier"
     logits = model(_feed(cases, name), training=False)
     np.testing.assert_allclose(np.asarray(logits), cases[f"{name}/logits"], rtol=1e-5, atol=1e-5)
 

@@ -1,9 +1,20 @@
-"""Towers: one encoder per modality. They know nothing of fusion, recipes, trainers or export."""
+"""Towers: one encoder per input, registered by the kind of input it takes. They know nothing of fusion,
+recipes, trainers or export."""
 
-from mmzoo.towers.image import IMAGE_TOWERS, build_image_tower
+from mmzoo.towers.image import ImageInput, build_image_tower
 from mmzoo.towers.preprocessing import ResNetPreprocessing
+from mmzoo.towers.registry import (
+    InputKind,
+    Modality,
+    Tower,
+    get_input_kind,
+    get_tower,
+    list_towers,
+    register_input_kind,
+    register_tower,
+)
 from mmzoo.towers.text import (
-    TEXT_TOWERS,
+    TextInput,
     adapt_vocabulary,
     apply_text_tower,
     build_text_vectorizer,
@@ -11,12 +22,20 @@ from mmzoo.towers.text import (
 )
 
 __all__ = [
-    "IMAGE_TOWERS",
-    "TEXT_TOWERS",
+    "ImageInput",
+    "InputKind",
+    "Modality",
     "ResNetPreprocessing",
+    "TextInput",
+    "Tower",
     "adapt_vocabulary",
     "apply_text_tower",
     "build_image_tower",
     "build_text_vectorizer",
     "check_vocabulary",
+    "get_input_kind",
+    "get_tower",
+    "list_towers",
+    "register_input_kind",
+    "register_tower",
 ]

@@ -1,6 +1,6 @@
 """Image towers: raw pixels (0..255) in, a pooled vector or a sequence of spatial tokens out.
 
-Every tower is a `keras.Model` built by a function registered in `IMAGE_TOWERS`. Preprocessing is part of the
+Every tower is a `keras.Model` built by a function registered with `@register_tower(name, kind="image")`. Preprocessing is part of the
 tower, so a model built from it takes the same raw pixels in training and in a SavedModel export.
 """
 
@@ -12,6 +12,7 @@ from keras import ops
 
 from mmzoo.towers.normalization import fuse_batch_normalization
 from mmzoo.towers.preprocessing import ResNetPreprocessing
+from mmzoo.towers.registry import InputKind, get_tower, register_input_kind, register_tower
 
 OUTPUT_MODES = ("pooled", "tokens")
 
@@ -77,6 +78,7 @@ def _resnet50_stage(layer_name):
     return 0
 
 
+@register_tower("resnet50", kind="image")
 def resnet50(*, image_size=224, output="pooled", weights=None, trainable_stages=None, name="resnet50"):
     """ResNet50 from keras.applications with caffe-style preprocessing inside.
 
@@ -113,6 +115,7 @@ def _mobilenet_v3_stage(layer_name):
     return 1 if block <= 2 else 2 if block <= 7 else 3
 
 
+@register_tower("mobilenet_v3_small", kind="image")
 def mobilenet_v3_small(
     *, image_size=224, output="pooled", weights=None, trainable_stages=None, name="mobilenet_v3_small"
 ):
@@ -183,6 +186,7 @@ def _conv_net(tower, name, image_size, output, weights, trainable_stages, widths
     return keras.Model(inputs, _head(backbone(inputs), output, name), name=name)
 
 
+@register_tower("small_cnn", kind="image")
 def small_cnn(
     *, image_size=64, output="pooled", weights=None, trainable_stages=None, widths=(32, 64, 128), name="small_cnn"
 ):
@@ -193,6 +197,7 @@ def small_cnn(
     return _conv_net("small_cnn", name, image_size, output, weights, trainable_stages, widths, coordinates=False)
 
 
+@register_tower("coord_cnn", kind="image")
 def coord_cnn(
     *, image_size=64, output="pooled", weights=None, trainable_stages=None, widths=(32, 64, 128), name="coord_cnn"
 ):
@@ -205,19 +210,37 @@ def coord_cnn(
     return _conv_net("coord_cnn", name, image_size, output, weights, trainable_stages, widths, coordinates=True)
 
 
-IMAGE_TOWERS = {
-    "resnet50": resnet50,
-    "mobilenet_v3_small": mobilenet_v3_small,
-    "small_cnn": small_cnn,
-    "coord_cnn": coord_cnn,
-}
-
-
 def build_image_tower(tower, **kwargs):
-    """Build the image tower registered under `tower` (see `IMAGE_TOWERS`)."""
-    if tower not in IMAGE_TOWERS:
-        raise ValueError(
-            f"Unknown image tower '{tower}'. Expected one of: {', '.join(sorted(IMAGE_TOWERS))}. "
-            f"Received: image_tower={tower!r}"
+    """Build the image tower registered under `tower` (see `mmzoo.towers.list_towers("image")`)."""
+    return get_tower(tower, kind="image", argument="image_tower").function(**kwargs)
+
+
+class ImageInput(InputKind):
+    """Pixels `(image_size, image_size, 3)`, 0..255: no input-pipeline step; the tower holds its preprocessing."""
+
+    name = "image"
+    defaults = {"image_size": 224, "image_weights": None, "trainable_stages": None}
+    raw_dtype = "float32"
+
+    def raw_shape(self, options):
+        return (options["image_size"], options["image_size"], 3)
+
+    def check_options(self, name, options):
+        size = options.get("image_size", self.defaults["image_size"])
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"`image_size` of input {name!r} must be a positive integer. Received: image_size={size!r}")
+        return dict(options)
+
+    def encode(self, modality, x, *, output, dropout):
+        tower = build_image_tower(
+            modality.tower,
+            image_size=modality.image_size,
+            output=output,
+            weights=modality.options["image_weights"],
+            trainable_stages=modality.options["trainable_stages"],
+            name=self.layer_prefix(modality),
         )
-    return IMAGE_TOWERS[tower](**kwargs)
+        return tower(x)
+
+
+register_input_kind(ImageInput())

@@ -8,6 +8,8 @@ padding mask attached to token outputs so fusion layers can ignore padding.
 
 import keras
 
+from mmzoo.towers.registry import InputKind, get_tower, register_input_kind, register_tower
+
 SPECIAL_TOKENS = ("", "[UNK]")
 OUTPUT_MODES = ("pooled", "tokens")
 STANDARDIZE = "lower_and_strip_punctuation"
@@ -78,16 +80,23 @@ def build_text_vectorizer(vocabulary, sequence_length, name="text_vectorizer"):
     )
 
 
-def _recurrent_layer(kind, units, return_sequences, dropout, name):
-    common = dict(units=units, return_sequences=return_sequences, dropout=dropout)
-    if kind == "lstm":
-        return keras.layers.LSTM(**common, name=name)
-    if kind == "gru":
-        return keras.layers.GRU(**common, name=name)
-    return keras.layers.Bidirectional(keras.layers.LSTM(**common), merge_mode="concat", name=name)
+@register_tower("lstm", kind="text")
+def lstm(*, units, return_sequences, dropout, name):
+    """LSTM over word embeddings."""
+    return keras.layers.LSTM(units=units, return_sequences=return_sequences, dropout=dropout, name=name)
 
 
-TEXT_TOWERS = ("lstm", "bilstm", "gru")
+@register_tower("gru", kind="text")
+def gru(*, units, return_sequences, dropout, name):
+    """GRU over word embeddings."""
+    return keras.layers.GRU(units=units, return_sequences=return_sequences, dropout=dropout, name=name)
+
+
+@register_tower("bilstm", kind="text")
+def bilstm(*, units, return_sequences, dropout, name):
+    """Bidirectional LSTM over word embeddings (both directions concatenated: 2 x units)."""
+    forward = keras.layers.LSTM(units=units, return_sequences=return_sequences, dropout=dropout)
+    return keras.layers.Bidirectional(forward, merge_mode="concat", name=name)
 
 
 def apply_text_tower(
@@ -110,10 +119,7 @@ def apply_text_tower(
     embedding_dim + units): a word-level attention can then find a word by what it is, not only by the
     sentence state around it, which mixes in the words before it.
     """
-    if kind not in TEXT_TOWERS:
-        raise ValueError(
-            f"Unknown text tower '{kind}'. Expected one of: {', '.join(TEXT_TOWERS)}. Received: text_tower={kind!r}"
-        )
+    recurrent = get_tower(kind, kind="text", argument="text_tower").function
     if output not in OUTPUT_MODES:
         raise ValueError(f"`output` must be one of {', '.join(OUTPUT_MODES)}. Received: output={output!r}")
     for arg, value in (("embedding_dim", embedding_dim), ("text_units", units)):
@@ -125,7 +131,58 @@ def apply_text_tower(
         raise ValueError("`token_embeddings=True` needs token features (a fusion that attends over tokens); "
                          f"the text tower's output here is {output!r}")
     x = keras.layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name=f"{name}_embedding")(token_ids)
-    states = _recurrent_layer(kind, units, output == "tokens", dropout, f"{name}_{kind}")(x)
+    states = recurrent(units=units, return_sequences=output == "tokens", dropout=dropout, name=f"{name}_{kind}")(x)
     if token_embeddings:
         return keras.layers.Concatenate(name=f"{name}_tokens")([x, states])  # keeps the padding mask
     return states
+
+
+class TextInput(InputKind):
+    """A scalar string: `TextVectorization` turns it into `sequence_length` token ids in the input pipeline
+    (strings cannot be replicated by `tf.distribute`), then Embedding + the recurrent tower encode the ids."""
+
+    name = "text"
+    defaults = {"vocabulary": None, "sequence_length": 32, "embedding_dim": 128, "text_units": 128,
+                "text_token_embeddings": False}
+    raw_dtype = "string"
+
+    def raw_shape(self, options):
+        return ()
+
+    def check_options(self, name, options):
+        if options.get("vocabulary") is None:
+            raise ValueError(f"The text input {name!r} needs a `vocabulary` (a list of tokens). Received: vocabulary=None")
+        options = dict(options, vocabulary=tuple(check_vocabulary(options["vocabulary"])))
+        length = options.get("sequence_length", self.defaults["sequence_length"])
+        if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+            raise ValueError(f"`sequence_length` must be a positive integer. Received: sequence_length={length!r}")
+        return options
+
+    def backbone_key(self, name):
+        # "token_ids" for the input called "text", as in models saved by earlier versions.
+        return "token_ids" if name == self.name else f"{name}_token_ids"
+
+    def pipeline_layer(self, modality):
+        return build_text_vectorizer(
+            list(modality.options["vocabulary"]), modality.sequence_length, name=f"{modality.name}_vectorizer"
+        )
+
+    def backbone_input(self, modality):
+        return keras.Input((modality.sequence_length,), dtype="int64", name=modality.backbone_key)
+
+    def encode(self, modality, x, *, output, dropout):
+        options = modality.options
+        return apply_text_tower(
+            x,
+            kind=modality.tower,
+            vocabulary_size=len(options["vocabulary"]) + len(SPECIAL_TOKENS),
+            embedding_dim=options["embedding_dim"],
+            units=options["text_units"],
+            output=output,
+            dropout=dropout,
+            token_embeddings=options["text_token_embeddings"],
+            name=self.layer_prefix(modality),
+        )
+
+
+register_input_kind(TextInput())
