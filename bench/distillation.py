@@ -34,7 +34,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import mmzoo  # noqa: E402  (sets TF_ENABLE_ONEDNN_OPTS before TensorFlow is imported)
 import mmzoo.data  # noqa: E402
 import keras  # noqa: E402
-from mmzoo.trainers import Distiller, build_object_grid_model, grid_size  # noqa: E402
+from mmzoo.trainers import Distiller  # noqa: E402
+from mmzoo.trainers.objects import pretrain_objects  # noqa: E402
 
 STUDENT_WIDTHS = dict(embedding_dim=32, text_units=32, fusion_units=64)
 
@@ -49,29 +50,11 @@ def compiled_classifier(model, learning_rate):
 
 
 def pretrain_object_tower(student, args):
-    """Object-grid pretraining of `student`'s image tower (cached in --object-weights); the tower's weights."""
-    tower = mmzoo.get_image_tower(student)
-    if args.object_weights and os.path.isfile(args.object_weights):
-        tower.load_weights(args.object_weights)
-        print(f"image tower: object pretraining loaded from {args.object_weights}")
-        return tower.get_weights()
-    objects, num_classes = mmzoo.data.load_object_grid(
-        "mmzoo_shapes/vqa", "train", grid_size=grid_size(student), batch_size=64, seed=args.seed)
-    grid_model = build_object_grid_model(student, num_classes)
-    # As `mmzoo train` pretrains it: Adam 3e-3 with cosine decay, batch 64.
-    steps = int(objects.cardinality()) * args.object_epochs
-    grid_model.compile(
-        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(3e-3, steps)),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    history = grid_model.fit(objects, epochs=args.object_epochs, verbose=2)
-    print(f"image tower: object pretraining, cell accuracy {history.history['accuracy'][-1]:.4f} in the last epoch")
-    if args.object_weights:
-        partial = args.object_weights + ".partial.weights.h5"
-        tower.save_weights(partial)
-        os.replace(partial, args.object_weights)  # a kill leaves no half-written cache for the next seed to load
-    return tower.get_weights()
+    """Object-grid pretraining of `student`'s image tower, as `mmzoo train` does it (Adam 3e-3 with cosine decay,
+    batch 64; cached in --object-weights); the tower's weights."""
+    pretrain_objects(student, "mmzoo_shapes/vqa", "train", epochs=args.object_epochs, batch_size=64, seed=args.seed,
+                     learning_rate=3e-3, schedule="cosine", cache=args.object_weights, freeze=False, verbose=2)
+    return mmzoo.get_image_tower(student).get_weights()
 
 
 def main(argv=None):

@@ -1,4 +1,5 @@
-"""`mmzoo train --strategy multiworker`: two worker processes on 127.0.0.1 train together and end identical."""
+"""`mmzoo.train(..., strategy="multiworker")` (what `mmzoo train --strategy multiworker` runs): two worker processes
+on 127.0.0.1 train together and end identical; TF_CONFIG problems are one-line errors."""
 
 import csv
 import json
@@ -49,9 +50,7 @@ def test_two_workers_train_one_epoch_and_end_with_the_same_weights(tmp_path):
     val_csv = _write_csv(tmp_path / "data", "validation", 32)
     output_dir, export_dir = tmp_path / "run", tmp_path / "saved_models" / "mw"
     cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
-    arguments = ["--dataset", str(train_csv), "--val-data", str(val_csv), "--image-size", str(IMAGE_SIZE),
-                 "--batch-size", "16", "--epochs", "1", "--verbose", "0",
-                 "--output-dir", str(output_dir), "--export", str(export_dir)]
+    arguments = [str(train_csv), str(val_csv), str(output_dir), str(export_dir), str(IMAGE_SIZE)]
     processes, logs = [], []
     for index in range(2):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1",
@@ -97,7 +96,19 @@ def test_multiworker_without_tf_config_is_a_one_line_error(tmp_path, capsys, mon
     code = cli.main(["train", "--strategy", "multiworker", "--output-dir", str(tmp_path), "--no-export"])
     assert code == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("mmzoo train: error: --strategy multiworker reads")
+    assert len(err.splitlines()) == 1 and err.startswith("mmzoo train: error: --strategy multiworker: ")
+    assert "TF_CONFIG environment variable, which is not set" in err
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}')
     assert cli.main(["train", "--strategy", "multiworker", "--output-dir", str(tmp_path), "--no-export"]) == 2
     assert "TF_CONFIG must be JSON" in capsys.readouterr().err
+
+
+def test_the_library_names_the_strategy_argument(monkeypatch):
+    import mmzoo
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match=r"^strategy='multiworker': .*TF_CONFIG") as error:
+        mmzoo.train("small_cnn_lstm_concat", "mmzoo_shapes/vqa", strategy="multiworker", export_dir=None)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match=r"^strategy='tpu': expected one of default, mirrored, multiworker"):
+        mmzoo.train("small_cnn_lstm_concat", "mmzoo_shapes/vqa", strategy="tpu")

@@ -1,0 +1,660 @@
+"""Training as a library call: `mmzoo.train` is what `mmzoo train` runs.
+
+    result = mmzoo.train("small_cnn_lstm_concat", "mmzoo_shapes/vqa", epochs=5, output_dir="runs/x",
+                         export_dir="saved_models/x")
+    result.test_metrics        # {"accuracy": ..., "loss": ...}
+    result.paths["keras_model"]
+
+It loads the data (a TFDS name and its splits, a .csv/.jsonl file, or tf.data datasets of raw
+``({"image", "text"}, label)`` batches), makes the `tf.distribute` strategy (`mmzoo.distribute`), builds the model,
+optionally pretrains its image tower on object annotations (`mmzoo.trainers.objects.pretrain_objects`), fits the
+model's numeric backbone on datasets preprocessed in tf.data (`mmzoo.preprocessing.preprocess_dataset`: strings
+cannot be replicated, DESIGN.md section 4), resumes from its backup after an interruption, and writes a CSV log,
+TensorBoard logs, a plot, the `.keras` model and an export (the files are named in `mmzoo.run_files`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+
+from mmzoo import distribute
+from mmzoo.run_files import BACKUP_DIR, CSV_LOG, KERAS_MODEL, LOG_DIR, OBJECT_WEIGHTS, PLOT
+
+SCHEDULES = ("cosine", "constant")
+OWN_DATA_SUFFIXES = (".csv", ".jsonl")
+AUTO_OBJECT_EPOCHS = 4  # what object_epochs="auto" means where object pretraining is possible
+TOWER_OUTPUT_CACHE_BYTES = 2 << 30  # held in memory at most: the frozen image towers' outputs for the training data
+
+__all__ = ["OptionError", "TrainResult", "TrainingData", "TrainingFailed", "learning_rate_schedule", "load_data",
+           "resolve_object_epochs", "train"]
+
+
+class OptionError(ValueError):
+    """A bad option: names the argument, the value received and what was expected, in one line."""
+
+    def __init__(self, argument, value, expected):
+        self.argument, self.value, self.expected = argument, value, expected
+        shown = repr(value)
+        if len(shown) > 120:
+            shown = shown[:117] + "..."
+        super().__init__(f"{argument}={shown}: {expected}")
+
+
+class TrainingFailed(RuntimeError):
+    """Training ran but failed (the loss became NaN)."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `train` returns.
+
+    Attributes:
+        model: the trained full model (raw inputs; shares its backbone's weights).
+        history: one dict per epoch from the CSV log (``epoch``, ``loss``, ``accuracy``, ``val_loss``, ...), the
+            epochs of an interrupted earlier run included.
+        test_metrics: ``{"loss", "accuracy"}`` on the test data, or None without test data.
+        paths: ``output_dir``, ``keras_model``, ``export`` (None if not exported), ``csv_log``, ``plot`` (None
+            without matplotlib), ``log_dir`` (TensorBoard; None without tensorboard), ``object_weights`` (None
+            without object pretraining). A non-chief worker's files are removed: its paths are all None.
+        is_chief: whether this process wrote the outputs (always, except on non-chief workers of a cluster).
+    """
+
+    model: object
+    history: list
+    test_metrics: dict | None
+    paths: dict
+    is_chief: bool = True
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """Batched datasets of raw ``({"image", "text"}, label)`` and what is known about them (`load_data`)."""
+
+    train: object
+    validation: object
+    test: object
+    name: str
+    test_source: str | None
+    info: object = None  # a `mmzoo.data.DataInfo` for TFDS and .csv/.jsonl data
+    tfds_name: str | None = None  # the TFDS name, where object annotations may come from
+
+    @property
+    def num_examples(self):
+        return self.info.num_examples if self.info is not None else None
+
+    def steps_per_epoch(self, batch_size):
+        """Batches per epoch, or None when unknown."""
+        if self.num_examples:
+            return -(-self.num_examples // batch_size)
+        cardinality = int(self.train.cardinality())
+        return cardinality if cardinality > 0 else None
+
+
+# === Options ===
+
+
+def _positive_int(argument, value, *, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise OptionError(argument, value, "expected a " + ("positive" if minimum else "non-negative") + " integer")
+
+
+def _check_options(o):
+    for argument in ("epochs", "batch_size"):
+        _positive_int(argument, o[argument])
+    if o["image_size"] is not None:
+        _positive_int("image_size", o["image_size"])
+    rate = o["learning_rate"]
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < math.inf:
+        raise OptionError("learning_rate", rate, "expected a positive number")
+    if o["schedule"] not in SCHEDULES:
+        raise OptionError("schedule", o["schedule"], f"expected one of {', '.join(SCHEDULES)}")
+    if o["seed"] is not None and (isinstance(o["seed"], bool) or not isinstance(o["seed"], int)):
+        raise OptionError("seed", o["seed"], "expected an integer or None")
+    if o["object_epochs"] != "auto":
+        _positive_int("object_epochs", o["object_epochs"], minimum=0)
+    if o["verbose"] not in (0, 1, 2):
+        raise OptionError("verbose", o["verbose"], "expected 0 (silent), 1 (progress bar) or 2 (one line per epoch)")
+    for argument in ("output_dir", "export_dir", "init", "data_dir"):
+        if o[argument] is not None and not isinstance(o[argument], (str, os.PathLike)):
+            raise OptionError(argument, o[argument], "expected a path or None")
+    if o["model_options"] is not None and not isinstance(o["model_options"], dict):
+        raise OptionError("model_options", o["model_options"], "expected a dict of mmzoo.build_model arguments or None")
+    for argument in ("data", "validation_data", "test_data", "init"):
+        _check_file(argument, o[argument])
+    if isinstance(o["data"], (str, os.PathLike)) and not _is_file_data(o["data"]):
+        for argument in ("validation_data", "test_data"):
+            if o[argument] is not None:
+                raise OptionError(argument, o[argument], f"goes with .csv/.jsonl training data; {o['data']!r} is a "
+                                  "TFDS name (choose its splits with validation_split and test_split)")
+
+
+def _check_file(argument, value):
+    """Files named by an option exist: one line now, not a traceback after data was loaded."""
+    if not isinstance(value, (str, os.PathLike)) or (argument == "data" and not _is_file_data(value)):
+        return
+    if argument == "init" and not str(value).endswith(".keras"):
+        raise OptionError(argument, value, "expected a .keras file (as `mmzoo pretrain` saves)")
+    if not os.path.isfile(value):
+        raise OptionError(argument, value, "file not found")
+
+
+def _is_file_data(data):
+    return isinstance(data, (str, os.PathLike)) and str(data).lower().endswith(OWN_DATA_SUFFIXES)
+
+
+def learning_rate_schedule(learning_rate, schedule, steps_per_epoch, epochs):
+    """`learning_rate` under `schedule`: ``"cosine"`` decays it to 0 over `epochs` of `steps_per_epoch` steps,
+    ``"constant"`` keeps it (as does an unknown number of steps: None or negative)."""
+    if schedule not in SCHEDULES:
+        raise OptionError("schedule", schedule, f"expected one of {', '.join(SCHEDULES)}")
+    if schedule == "constant" or not steps_per_epoch or steps_per_epoch < 0:
+        return learning_rate
+    import keras
+
+    # Keyed on the optimizer's step count, which the backup restores: a resumed run continues the same curve.
+    return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps_per_epoch)
+
+
+# === Data ===
+
+
+def load_data(data, *, validation_data=None, test_data=None, train_split="train", validation_split="validation",
+              test_split="test", data_dir=None, batch_size=32, image_size=None, seed=None, class_names=None):
+    """`TrainingData` from a TFDS name, a .csv/.jsonl file or tf.data datasets, as `train` takes them.
+
+    A TFDS name loads `train_split` (shuffled with `seed`), `validation_split` and `test_split` (None: none).
+    A .csv/.jsonl file is the training data (shuffled with `seed`); `validation_data` and `test_data` are files
+    with the same labels (`test_data` defaults to the validation file). A `tf.data.Dataset` is used as it is, and so
+    are `validation_data` and `test_data` (`test_data` defaults to `validation_data`). `class_names` fixes the label
+    ids of a file (default: its labels, sorted).
+    """
+    import tensorflow as tf
+
+    if isinstance(data, tf.data.Dataset):
+        for argument, value in (("validation_data", validation_data), ("test_data", test_data)):
+            if value is not None and not isinstance(value, tf.data.Dataset):
+                raise OptionError(argument, value, "expected a tf.data.Dataset (as `data` is) or None")
+        test, source = (test_data, "test_data") if test_data is not None else (validation_data, "validation_data")
+        return TrainingData(data, validation_data, test, "a tf.data.Dataset", source if test is not None else None)
+    if not isinstance(data, (str, os.PathLike)):
+        raise OptionError("data", data, "expected a TFDS name, a .csv/.jsonl file or a tf.data.Dataset")
+    if _is_file_data(data):
+        return _load_files(os.fspath(data), validation_data, test_data, batch_size=batch_size, image_size=image_size,
+                           seed=seed, class_names=class_names)
+    import mmzoo.data
+
+    common = dict(batch_size=batch_size, image_size=image_size, data_dir=data_dir)
+    train, info = mmzoo.data.load(data, train_split, seed=seed, with_info=True, **common)
+    validation = mmzoo.data.load(data, validation_split, **common) if validation_split else None
+    test = mmzoo.data.load(data, test_split, **common) if test_split else None
+    return TrainingData(train, validation, test, info.name, f"{data} {test_split}" if test_split else None, info,
+                        tfds_name=data)
+
+
+def _load_files(path, validation_path, test_path, *, batch_size, image_size, seed, class_names):
+    train, info = load_file(path, image_size=image_size, batch_size=batch_size, shuffle=True, seed=seed,
+                            class_names=class_names, with_info=True)
+    names = list(info.class_names)
+    validation = test = None
+    if validation_path:
+        validation = load_file(validation_path, image_size=image_size, batch_size=batch_size, class_names=names)
+    if test_path:
+        test = load_file(test_path, image_size=image_size, batch_size=batch_size, class_names=names)
+    else:
+        test, test_path = validation, validation_path
+    return TrainingData(train, validation, test, info.name, None if test is None else os.fspath(test_path), info)
+
+
+def load_file(path, **options):
+    """`mmzoo.data.from_csv` or `from_jsonl`, by the file's suffix."""
+    import mmzoo.data
+
+    loader = mmzoo.data.from_jsonl if str(path).lower().endswith(".jsonl") else mmzoo.data.from_csv
+    return loader(path, **options)
+
+
+# === Object pretraining ===
+
+
+def resolve_object_epochs(object_epochs, model, data, *, data_dir=None, multi_worker=False, from_pretrained=False):
+    """How many epochs of object pretraining to run: `object_epochs` checked, with ``"auto"`` resolved.
+
+    ``"auto"`` means `AUTO_OBJECT_EPOCHS` where it is possible — TFDS data with object annotations, an image tower
+    that gives a square token grid, not multi-worker — unless the towers come pretrained (`from_pretrained`); else
+    0. A positive number where it is not possible is an `OptionError` saying why.
+    """
+    from mmzoo.data.objects import has_object_annotations
+    from mmzoo.trainers.objects import grid_size
+
+    if object_epochs == 0:
+        return 0
+    reasons = []
+    if data.tfds_name is None:
+        reasons.append(f"{data.name} has no object annotations (they come from TFDS data)")
+    elif not has_object_annotations(data.tfds_name, data_dir=data_dir):
+        reasons.append(f"{data.tfds_name} has no `objects` feature with boxes and class labels")
+    try:
+        grid_size(model)
+    except ValueError:
+        reasons.append(f"recipe {model.name}'s image tower gives no square token grid (its fusion pools the image)")
+    if multi_worker:
+        reasons.append("it is not supported with a multi-worker strategy")
+    if reasons:
+        if object_epochs == "auto":
+            return 0
+        raise OptionError("object_epochs", object_epochs, f"object pretraining is not possible here: {'; '.join(reasons)}")
+    if object_epochs == "auto":
+        return 0 if from_pretrained else AUTO_OBJECT_EPOCHS
+    return object_epochs
+
+
+# === train ===
+
+
+def train(model, data, *, validation_data=None, test_data=None, train_split="train", validation_split="validation",
+          test_split="test", data_dir=None, epochs=10, batch_size=32, image_size=None, learning_rate=1e-3,
+          schedule="constant", seed=0, strategy="default", object_epochs=0, train_image_tower=False, init=None,
+          model_options=None, output_dir=None, export_dir=None, callbacks=(), verbose=1, quiet=False):
+    """Train `model` on `data`; what `mmzoo train` does, as a function. Returns a `TrainResult`.
+
+    Args:
+        model: a recipe name (`mmzoo.list_models()`; built from the data's classes, vocabulary and image size, plus
+            `model_options`) or a classifier built with `mmzoo.build_model` (under `strategy`'s scope).
+        data: a TFDS name (``"mmzoo_shapes/vqa"``) with `train_split`, `validation_split` and `test_split`
+            (None: none); a .csv/.jsonl file (docs/data.md) with `validation_data` and `test_data` files; or a
+            `tf.data.Dataset` of raw ``({"image", "text"}, label)`` batches with datasets as `validation_data` and
+            `test_data`. `test_data` defaults to `validation_data`. `data_dir`: TFDS' data directory.
+        epochs, batch_size: `batch_size` is the global batch, split over a strategy's replicas.
+        image_size: pixels (square) the data is resized to; default the model's size or the data's own.
+        learning_rate, schedule: Adam's learning rate; ``"cosine"`` decays it to 0 over all epochs (keyed on the
+            optimizer's step, so a resumed run continues the same curve), ``"constant"`` keeps it.
+        seed: `keras.utils.set_random_seed` and the data's shuffle; None leaves the random state as it is.
+        strategy: ``"default"``, ``"mirrored"``, ``"multiworker"`` (TF_CONFIG) or a `tf.distribute.Strategy`
+            (`mmzoo.distribute`). Under a multi-worker strategy every worker calls `train` with the same
+            arguments; the chief writes the outputs, the others a temporary folder they remove.
+        object_epochs: epochs of object-grid pretraining of the image tower on the TFDS data's object annotations
+            (`mmzoo.trainers.objects.pretrain_objects`, cached in the output folder) before the rest trains with
+            the tower frozen (unless `train_image_tower`); ``"auto"``: `resolve_object_epochs`.
+        init: a .keras file from `mmzoo pretrain` (with a recipe name): its vocabulary is used and its weighted
+            backbone layers but the head (towers, fusion) are copied, by name.
+        model_options: more `mmzoo.build_model` arguments for a recipe name.
+        output_dir: where the backup, logs, plot, object weights and ``model.keras`` go (default
+            ``runs/<model name>``). After an interruption the same call continues from the last completed epoch.
+        export_dir: SavedModel directory (`mmzoo.export_model`: the next free version), or None for no export.
+        callbacks: more Keras callbacks for `fit`, after the run's own.
+        verbose: `fit` verbosity (0, 1, 2). quiet: print no messages (the progress bars follow `verbose`).
+
+    Raises:
+        OptionError (a ValueError): a bad option, in one line naming it. TrainingFailed: the loss became NaN.
+    """
+    options = dict(locals())
+    _check_options(options)
+    return _Training(options).run()
+
+
+def _make_strategy(strategy):
+    try:
+        return distribute.make_strategy(strategy)
+    except ValueError as error:
+        message = str(error)
+        if message.startswith("`strategy` must be"):
+            raise OptionError("strategy", strategy, f"expected one of {', '.join(distribute.STRATEGIES)} or a "
+                              "tf.distribute.Strategy") from None
+        raise OptionError("strategy", strategy, message) from None
+
+
+class _Training:
+    """One call of `train`: its phases, in the order that keeps the random operations (and so the results) of
+    the same arguments the same from one version to the next."""
+
+    def __init__(self, options):
+        self.o = options
+        self.say = (lambda *args: None) if options["quiet"] else print
+
+    def run(self):
+        o = self.o
+        # The strategy first: MultiWorkerMirroredStrategy must exist before TensorFlow runs anything.
+        self.strategy, self.worker = _make_strategy(o["strategy"])
+        self.multi_worker = distribute.is_multi_worker(self.strategy)
+        self._check_model()
+        self._output_dirs()
+        if not self.worker.is_chief:
+            self.say = lambda *args: None
+        started = time.perf_counter()
+        import keras
+
+        if o["seed"] is not None:
+            keras.utils.set_random_seed(o["seed"])
+        self.data = load_data(
+            o["data"], validation_data=o["validation_data"], test_data=o["test_data"], train_split=o["train_split"],
+            validation_split=o["validation_split"], test_split=o["test_split"], data_dir=o["data_dir"],
+            batch_size=o["batch_size"], image_size=self.image_size, seed=o["seed"], class_names=self.class_names)
+        model, copied = self._build_model()
+        self._announce(model, copied)
+        self.object_epochs = self._pretrain_objects(model)
+        backbone, fitted = self._compile(model)
+        train, val, test = self._preprocess(model, backbone)
+        log, paths = self._fit(model, fitted, train, val)
+        test_metrics = self._evaluate(backbone, test)
+        paths.update(self._save(model))
+        if not self.worker.is_chief:
+            return self._finish_non_chief(model, log, test_metrics)
+        paths["plot"] = self._plot(log)
+        self._summary(started, test_metrics, paths)
+        return TrainResult(model, log, test_metrics, paths)
+
+    # --- before the data ---
+
+    def _check_model(self):
+        import keras
+
+        model = self.o["model"]
+        if isinstance(model, str):
+            from mmzoo.recipes import get_recipe
+
+            get_recipe(model)  # an unknown recipe: one line, before any data is built
+            self.name, self.image_size, self.class_names = model, self.o["image_size"], None
+        elif isinstance(model, keras.Model):
+            size = getattr(model, "image_size", None)
+            if self.o["image_size"] is not None and size is not None and self.o["image_size"] != size:
+                raise OptionError("image_size", self.o["image_size"], f"model {model.name!r} takes {size} px images; "
+                                  "leave image_size out")
+            for argument in ("init", "model_options"):
+                if self.o[argument] is not None:
+                    raise OptionError(argument, self.o[argument], "goes with a recipe name, not a built model")
+            self.name, self.image_size = model.name, self.o["image_size"] or size
+            self.class_names = getattr(model, "class_names", None)
+        else:
+            raise OptionError("model", model, "expected a recipe name (mmzoo.list_models()) or a built classifier")
+
+    def _output_dirs(self):
+        o, worker = self.o, self.worker
+        self.output_dir = worker.output_dir(os.fspath(o["output_dir"] or os.path.join("runs", self.name)))
+        self.export_dir = None if o["export_dir"] is None else os.fspath(o["export_dir"])
+        if not worker.is_chief and self.export_dir is not None:
+            self.export_dir = os.path.join(self.output_dir, "export")
+        if not worker.is_chief and not self.o["quiet"]:
+            print(f"{worker.description}: training; the chief writes the outputs (this worker's backup: "
+                  f"{self.output_dir})")
+
+    # --- the model ---
+
+    def _build_model(self):
+        """(model, names of the layers copied from `init`), built in the strategy's scope."""
+        import mmzoo
+
+        o = self.o
+        if not isinstance(o["model"], str):
+            return o["model"], []
+        pretrained = None
+        if o["init"] is not None:
+            from mmzoo.classifier import load_model
+
+            pretrained = load_model(o["init"])  # before the new model: loading consumes random numbers too
+        with self.strategy.scope():
+            options = self._model_kwargs()
+            if pretrained is not None:  # token ids must mean the same words as in pretraining
+                options["vocabulary"] = mmzoo.get_vectorizer(pretrained).get_vocabulary(include_special_tokens=False)
+            model = mmzoo.build_model(o["model"], **options)
+            copied = _copy_pretrained(pretrained, model, o["init"]) if pretrained is not None else []
+        return model, copied
+
+    def _model_kwargs(self):
+        """The data's classes, vocabulary and image size, then `model_options`."""
+        info, options = self.data.info, {}
+        if info is not None:
+            options = info.model_kwargs()
+        elif not {"num_classes", "class_names"} & set(self.o["model_options"] or {}):
+            options = _infer_model_kwargs(self.data.train, self.o["model_options"] or {})
+        spec = self.data.train.element_spec[0].get("image") if info is None else None
+        if spec is not None and spec.shape[1] is not None:
+            options["image_size"] = int(spec.shape[1]) if spec.shape[1] == spec.shape[2] else tuple(spec.shape[1:3])
+        return {**options, **(self.o["model_options"] or {})}
+
+    def _announce(self, model, copied):
+        o, data = self.o, self.data
+        described = []
+        if data.num_examples:
+            described.append(f"{data.num_examples} examples")
+        if data.info is not None:
+            described += [f"{data.info.num_classes} classes", f"{len(data.info.vocabulary)} words"]
+        size = getattr(model, "image_size", None)
+        if size is not None:
+            height, width = (size, size) if isinstance(size, int) else size
+            described.append(f"{height} px" if height == width else f"{height}x{width} px")
+        self.say(
+            f"Training {self.name} on {data.name}" + (f" ({', '.join(described)})" if described else "")
+            + f" for {o['epochs']} epochs" + (f" with {self.worker.description}" if self.worker.kind != "default" else "")
+            + f"; writing to {self.output_dir}"
+        )
+        if copied:
+            self.say(f"Initialized {len(copied)} layers from {o['init']}: {', '.join(copied)}")
+
+    def _pretrain_objects(self, model):
+        from mmzoo.trainers.objects import pretrain_objects
+
+        o = self.o
+        epochs = resolve_object_epochs(o["object_epochs"], model, self.data, data_dir=o["data_dir"],
+                                       multi_worker=self.multi_worker, from_pretrained=o["init"] is not None)
+        if epochs:
+            # Seeing from the object annotations first, answering from labels after: learning to see from answers
+            # alone is slow (mmzoo/trainers/objects.py).
+            pretrain_objects(
+                model, self.data.tfds_name, o["train_split"], epochs=epochs, batch_size=o["batch_size"],
+                image_size=self.image_size, seed=o["seed"], data_dir=o["data_dir"], learning_rate=o["learning_rate"],
+                schedule=o["schedule"], cache=os.path.join(self.output_dir, OBJECT_WEIGHTS),
+                freeze=not o["train_image_tower"], strategy=self.strategy,
+                verbose=o["verbose"] if self.worker.is_chief else 0, quiet=o["quiet"] or not self.worker.is_chief)
+        return epochs
+
+    def _compile(self, model):
+        """(backbone, the model `fit` runs): the feature model on cached tower outputs where the image towers are
+        frozen and their outputs fit in memory, else the backbone."""
+        import keras
+
+        import mmzoo
+
+        o = self.o
+        # A tower frozen after object pretraining gives the same outputs every epoch: computed once, the rest of
+        # the backbone trains on them (on the bundled data 10 000 x 64 x 130 floats, 333 MB; larger data keeps
+        # running the tower every epoch).
+        towers = list(model.image_towers.values())
+        self.fit_on_tower_outputs = (
+            bool(self.object_epochs) and not any(tower.trainable for tower in towers) and not self.multi_worker
+            and _tower_output_bytes(towers, self.data.num_examples) <= TOWER_OUTPUT_CACHE_BYTES)
+        with self.strategy.scope():
+            backbone = mmzoo.get_backbone(model)
+            fitted = mmzoo.get_feature_model(model) if self.fit_on_tower_outputs else backbone
+            steps = self.data.steps_per_epoch(o["batch_size"])
+            optimizer = keras.optimizers.Adam(learning_rate_schedule(o["learning_rate"], o["schedule"], steps, o["epochs"]))
+            # One optimizer for both: the same trainable weights, and the saved model keeps the state that trained
+            # them. Keras' Adam, not mmzoo's fused one: the main job's measured accuracy (docs/cli.md) was obtained
+            # with it.
+            for compiled in {id(backbone): backbone, id(fitted): fitted}.values():
+                mmzoo.compile_model(compiled, optimizer, metrics=["accuracy"],
+                                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))  # logits
+        return backbone, fitted
+
+    def _preprocess(self, model, backbone):
+        from mmzoo.preprocessing import preprocess_dataset
+
+        data = self.data
+        train, val, test = (None if ds is None else preprocess_dataset(model, ds, sharded=self.multi_worker)
+                            for ds in (data.train, data.validation, data.test))
+        distribute.patch_for_multiworker(backbone, self.strategy, train.element_spec)
+        return train, val, test
+
+    # --- fit, evaluate, save ---
+
+    def _fit(self, model, fitted, train, val):
+        """Fit, resuming from the backup; (the per-epoch log, paths of the log files)."""
+        o = self.o
+        os.makedirs(self.output_dir, exist_ok=True)
+        backup_dir = os.path.join(self.output_dir, BACKUP_DIR)
+        csv_path = os.path.join(self.output_dir, CSV_LOG)
+        resume = _resume(backup_dir, csv_path, o["epochs"], self.say)
+        callbacks, log_dir = self._callbacks(backup_dir, csv_path)
+        if self.fit_on_tower_outputs and resume < o["epochs"]:
+            self.say("Computing the frozen image tower's outputs once for all epochs.")
+            train = _with_tower_outputs(model, train, batch_size=o["batch_size"], shuffle_seed=o["seed"])
+            val = None if val is None else _with_tower_outputs(model, val, batch_size=o["batch_size"])
+        fitted.fit(train, validation_data=val, epochs=o["epochs"], callbacks=callbacks,
+                   verbose=o["verbose"] if self.worker.is_chief else 0)
+        from mmzoo.run_files import has_nan_loss, read_csv_log
+
+        log = read_csv_log(csv_path)
+        if has_nan_loss(log):
+            raise TrainingFailed(f"the loss became NaN and training stopped; try a smaller learning rate (it was "
+                                 f"{o['learning_rate']})")
+        object_weights = os.path.join(self.output_dir, OBJECT_WEIGHTS) if self.object_epochs else None
+        return log, {"output_dir": self.output_dir, "csv_log": csv_path, "log_dir": log_dir,
+                     "object_weights": object_weights}
+
+    def _callbacks(self, backup_dir, csv_path):
+        import keras
+
+        callbacks = [
+            keras.callbacks.TerminateOnNaN(),
+            # Appending: the rows of the epochs before an interruption stay (`_resume` trimmed the rest).
+            keras.callbacks.CSVLogger(csv_path, append=True),
+            keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
+        ]
+        log_dir = None
+        if self.worker.is_chief:
+            try:
+                import tensorboard  # noqa: F401  (tf.summary needs it; TensorFlow 2.21 does not depend on it)
+            except ImportError:
+                self.say("TensorBoard logs skipped: the tensorboard package is not installed (pip install tensorboard).")
+            else:
+                log_dir = os.path.join(self.output_dir, LOG_DIR)
+                callbacks.append(keras.callbacks.TensorBoard(log_dir, write_graph=False))
+        return callbacks + list(self.o["callbacks"] or ()), log_dir
+
+    def _evaluate(self, backbone, test):
+        # Every worker evaluates and saves: evaluation and reading some variables are collective operations that
+        # all workers must join.
+        if test is None:
+            self.say("No test data; test accuracy not measured.")
+            return None
+        metrics = backbone.evaluate(test, verbose=0, return_dict=True)
+        self.say(f"Test accuracy: {metrics['accuracy']:.4f} ({self.data.test_source}), loss {metrics['loss']:.4f}")
+        return metrics
+
+    def _save(self, model):
+        import mmzoo
+
+        model_path = os.path.join(self.output_dir, KERAS_MODEL)
+        model.save(model_path)
+        export_path = mmzoo.export_model(model, self.export_dir) if self.export_dir else None
+        return {"keras_model": model_path, "export": export_path}
+
+    def _finish_non_chief(self, model, log, test_metrics):
+        import shutil
+
+        shutil.rmtree(self.output_dir, ignore_errors=True)
+        if not self.o["quiet"]:
+            print(f"{self.worker.description}: done; removed {self.output_dir}")
+        paths = dict.fromkeys(("output_dir", "keras_model", "export", "csv_log", "plot", "log_dir", "object_weights"))
+        return TrainResult(model, log, test_metrics, paths, is_chief=False)
+
+    def _plot(self, log):
+        from mmzoo.run_files import plot_training_curves
+
+        path = plot_training_curves(log, os.path.join(self.output_dir, PLOT), title=f"{self.name} on {self.data.name}")
+        if path is None:
+            self.say("Training curves not plotted: matplotlib is not installed (pip install matplotlib).")
+        return path
+
+    def _summary(self, started, test_metrics, paths):
+        minutes, seconds = divmod(time.perf_counter() - started, 60)
+        self.say()
+        self.say(f"Done in {int(minutes)} min {seconds:.0f} s.")
+        if test_metrics is not None:
+            self.say(f"  test accuracy   {test_metrics['accuracy']:.2%}")
+        self.say(f"  keras model     {paths['keras_model']}")
+        self.say(f"  SavedModel      {paths['export'] or '(not exported)'}")
+        self.say(f"  training curves {paths['plot'] or '(not plotted: matplotlib is not installed)'}")
+        tensorboard = f", TensorBoard: tensorboard --logdir {paths['log_dir']}" if paths["log_dir"] else ""
+        self.say(f"  logs            {paths['csv_log']}{tensorboard}")
+
+
+def _resume(backup_dir, csv_path, epochs, say):
+    """The epoch the backup continues from (0: a fresh start), said, with the CSV log trimmed to match."""
+    from mmzoo.run_files import resume_epoch, trim_csv_log
+
+    epoch = resume_epoch(backup_dir)
+    if epoch >= epochs:
+        # An earlier run was killed after its last epoch's backup but before it finished: nothing left to fit.
+        say(f"Resuming: all {epochs} epochs were already completed; finishing the run.")
+    elif epoch:
+        say(f"Resuming from the backup in {backup_dir}: epoch {epoch + 1} of {epochs}.")
+    trim_csv_log(csv_path, epoch)
+    return epoch
+
+
+def _infer_model_kwargs(dataset, model_options):
+    """Classes and vocabulary for a recipe trained on tf.data datasets: one pass over the training data."""
+    import numpy as np
+
+    import mmzoo
+
+    texts, largest = [], -1
+    for features, labels in dataset:
+        texts.extend(t.decode() for t in np.asarray(features["text"]).reshape(-1))
+        largest = max(largest, int(np.max(labels)))
+    options = {"num_classes": max(largest + 1, 2)}
+    if "vocabulary" not in model_options:
+        options["vocabulary"] = mmzoo.adapt_vocabulary(texts)
+    return options
+
+
+def _copy_pretrained(source, target, path):
+    """Copy every weighted backbone layer but the head from `source` into `target`, by name; their names."""
+    import mmzoo
+
+    source_backbone, target_backbone = mmzoo.get_backbone(source), mmzoo.get_backbone(target)
+    copied = []
+    for layer in source_backbone.layers:
+        if not layer.weights or layer.name == "head":
+            continue
+        try:
+            twin = target_backbone.get_layer(layer.name)
+        except ValueError:
+            raise OptionError("init", path, f"the model has a layer '{layer.name}' that recipe {target.name} lacks; "
+                              "pretrain the same recipe") from None
+        if [w.shape for w in twin.weights] != [w.shape for w in layer.weights]:
+            raise OptionError("init", path, f"layer '{layer.name}' has other shapes than in recipe {target.name} "
+                              "(different image size or recipe options?)")
+        twin.set_weights(layer.get_weights())
+        copied.append(layer.name)
+    return copied
+
+
+def _tower_output_bytes(towers, num_examples):
+    if not num_examples:
+        return math.inf  # unknown: do not risk it
+    return num_examples * sum(math.prod(tower.output.shape[1:]) for tower in towers) * 4
+
+
+def _with_tower_outputs(model, ds, *, batch_size, shuffle_seed=None):
+    """`ds` of preprocessed features with each image replaced by its (frozen) tower's output, computed in one pass
+    and held in memory (what `mmzoo.get_feature_model` trains on); reshuffled every epoch given `shuffle_seed`."""
+    import numpy as np
+    import tensorflow as tf
+
+    towers = {model.modalities[key].backbone_key: tower for key, tower in model.image_towers.items()}
+    forward = {key: tf.function(lambda images, tower=tower: tower(images, training=False)) for key, tower in towers.items()}
+    columns, labels = {}, []
+    for features, label in ds:
+        for key, value in features.items():
+            columns.setdefault(key, []).append((forward[key](value) if key in forward else value).numpy())
+        labels.append(label.numpy())
+    columns = {key: np.concatenate(parts) for key, parts in columns.items()}
+    label = np.concatenate(labels)
+    cached = tf.data.Dataset.from_tensor_slices((columns, label))
+    if shuffle_seed is not None:
+        cached = cached.shuffle(len(label), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return cached.batch(batch_size).prefetch(tf.data.AUTOTUNE)
