@@ -131,3 +131,42 @@ def test_from_csv_with_two_image_columns_and_a_text_column(tmp_path):
     assert dict(info.feature_keys) == {"front": "front", "side": "side", "question": "question", "label": "answer"}
     assert info.image_size == (IMAGE_SIZE, IMAGE_SIZE) and set(info.vocabulary) == {"is", "it", "red", "blue"}
     assert info.model_kwargs()["image_size"] == IMAGE_SIZE
+
+
+def test_two_views_and_a_question_from_csv_train_export_and_serve(tmp_path):
+    """Rows with two image columns and a text column feed a three-input model; its export serves both views as
+    pixels (of any size) and as bytes, each giving what the Keras model gives on the pipeline's pixels."""
+    from mmzoo.preprocessing import preprocess_dataset
+
+    rows = [("front", "side", "question", "answer")]
+    for i in range(4):
+        for view, size in (("front", IMAGE_SIZE), ("side", 2 * IMAGE_SIZE)):
+            (tmp_path / f"{view}{i}.png").write_bytes(tf.io.encode_png(_photo(size, seed=10 * i + size)).numpy())
+        rows.append((f"front{i}.png", f"side{i}.png", QUESTION, ("red", "blue")[i % 2]))
+    with open(tmp_path / "views.csv", "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    ds, info = mmzoo.data.from_csv(tmp_path / "views.csv", image_column=["front", "side"], text_column="question",
+                                   label_column="answer", image_size=IMAGE_SIZE, batch_size=4, with_info=True)
+    options = {**tiny_overrides(), **info.model_kwargs()}
+    keras.utils.set_random_seed(0)
+    model = mmzoo.build_classifier(
+        towers={key: "small_cnn" if kind == "image" else "lstm" for key, kind in info.input_kinds.items()},
+        fusion="concat", **options)
+    model.backbone.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.backbone.fit(preprocess_dataset(model, ds), epochs=1, verbose=0)
+
+    served = mmzoo.load_exported(mmzoo.export_model(model, tmp_path / "views_model"))
+    assert served.image_sizes() == {"front": (IMAGE_SIZE, IMAGE_SIZE), "side": (IMAGE_SIZE, IMAGE_SIZE)}
+    features, _ = next(iter(ds))
+    expected = keras.ops.convert_to_numpy(keras.ops.softmax(model(
+        {key: tf.cast(value, tf.float32) if value.dtype == tf.uint8 else value for key, value in features.items()})))
+    large_side = np.stack([_photo(2 * IMAGE_SIZE, seed=10 * i + 2 * IMAGE_SIZE) for i in range(4)])
+    from_pixels = served({"front": features["front"].numpy(), "side": large_side, "question": [QUESTION] * 4})
+    from_bytes = served.predict_image_bytes({
+        "front_bytes": [(tmp_path / f"front{i}.png").read_bytes() for i in range(4)],
+        "side_bytes": [(tmp_path / f"side{i}.png").read_bytes() for i in range(4)],
+        "question": [QUESTION] * 4,
+    })
+    np.testing.assert_allclose(from_pixels["probabilities"], expected, atol=1e-5)
+    np.testing.assert_allclose(from_bytes["probabilities"], expected, atol=1e-5)
+    assert set(from_bytes["label"]) <= set(info.class_names) and served.class_names() == list(info.class_names)

@@ -15,6 +15,7 @@ import tensorflow as tf
 import mmzoo
 import mmzoo.data
 from helpers import IMAGE_SIZE, TEXTS, VOCABULARY, tiny_batch
+from mmzoo.images import resize_image
 from mmzoo.trainers.contrastive import (
     DualEncoder,
     LogitScale,
@@ -212,6 +213,10 @@ def test_dual_encoder_checks_its_encoders():
         DualEncoder(dual.image_encoder, dual.text_backbone)
     with pytest.raises(ValueError, match="Received: learn_temperature='yes'"):
         DualEncoder(dual.image_encoder, dual.text_encoder, learn_temperature="yes")
+    assert {name: m.kind for name, m in dual.modalities.items()} == {"image": "image", "text": "text"}
+    assert dual.modalities["text"].sequence_length == TINY["sequence_length"]
+    with pytest.raises(ValueError, match=r"needs input\(s\) \['text'\]"):
+        dual.preprocess({"image": np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 3))})
     with pytest.raises(ValueError, match="tf.data.Dataset"):
         dual.compile(optimizer="adam")
         dual.fit({"image": np.zeros((2, IMAGE_SIZE, IMAGE_SIZE, 3)), "text": np.array(["a", "b"])})
@@ -227,7 +232,8 @@ def test_export_serves_both_encoders(trained, tmp_path):
     served = mmzoo.load_exported(tmp_path / "retrieval")
     assert set(served.signatures) == {"embed_image", "embed_image_bytes", "embed_text", "serving_default"}
     image_spec = served.signatures["embed_image"].structured_input_signature[1]["image"]
-    assert image_spec.dtype == tf.uint8 and image_spec.shape.as_list() == [None, IMAGE_SIZE, IMAGE_SIZE, 3]
+    assert image_spec.dtype == tf.uint8 and image_spec.shape.as_list() == [None, None, None, 3]
+    assert served.image_sizes() == {"image": (IMAGE_SIZE, IMAGE_SIZE)}
 
     batch, _ = next(iter(validation))
     images, texts = batch["image"].numpy(), [t.decode() for t in batch["text"].numpy()]
@@ -238,6 +244,10 @@ def test_export_serves_both_encoders(trained, tmp_path):
     np.testing.assert_allclose(served.embed_texts(TEXTS), dual.text_encoder(tf.constant(TEXTS)).numpy(), atol=1e-5)
     png = [tf.io.encode_png(image).numpy() for image in images]
     np.testing.assert_allclose(served.embed_image_bytes(png), expected_images, atol=1e-5)
+    # Larger pixels are resized inside the signature as the data pipeline resizes them.
+    large = np.repeat(np.repeat(images, 2, axis=1), 2, axis=2)
+    resized = resize_image(large, IMAGE_SIZE).numpy().astype("float32")
+    np.testing.assert_allclose(served.embed_images(large), dual.image_encoder(resized, training=False).numpy(), atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(served.embed_images(images), axis=1), 1.0, atol=1e-5)
     # What a vector index would do with the served embeddings is what evaluate_retrieval measures.
     ours = retrieval_recall(expected_images, expected_texts)

@@ -47,7 +47,7 @@ def test_loss_is_alpha_label_loss_plus_t2_kl(alpha):
     distiller = Distiller(teacher, student, alpha=alpha, temperature=2.5)
     x, y = first_batch(distiller, tiny_dataset())
     losses, student_logits = distiller.compute_losses(x, y)
-    t = teacher.get_layer("backbone")({"image": x["image"], "token_ids": x["teacher_token_ids"]}).numpy() / 2.5
+    t = teacher.backbone(x["teacher"]).numpy() / 2.5
     s = student_logits.numpy() / 2.5
     p, q = softmax(t), softmax(s)
     kl = (p * (np.log(p) - np.log(q))).sum(axis=-1).mean() * 2.5**2
@@ -107,7 +107,7 @@ def test_exported_teacher_gives_the_same_targets_as_the_keras_teacher(tmp_path):
     from_export = Distiller(str(path), text_student(), alpha=0.2, temperature=3.0)
     x_keras, _ = first_batch(from_keras, tiny_dataset())
     x_export, _ = first_batch(from_export, tiny_dataset())
-    keras_logits = teacher.get_layer("backbone")({"image": x_keras["image"], "token_ids": x_keras["teacher_token_ids"]})
+    keras_logits = teacher.backbone(x_keras["teacher"])
     np.testing.assert_allclose(
         tf.nn.softmax(x_export["teacher_logits"]), tf.nn.softmax(keras_logits), atol=1e-5
     )
@@ -150,6 +150,9 @@ def test_teacher_and_student_must_predict_the_same_classes(tmp_path):
         Distiller(path, text_student(num_classes=4, class_names=None))
     with pytest.raises(ValueError, match="Feature distillation needs the teacher's intermediate embedding"):
         Distiller(path, text_student(), feature_weight=1.0)
+    # An export records its class names, so they are compared too.
+    with pytest.raises(ValueError, match=r"teacher's classes \['red', 'blue', 'two'\] differ"):
+        Distiller(path, text_student(class_names=["blue", "red", "two"]))
 
 
 def test_mixed_precision_scales_the_loss_and_trains():

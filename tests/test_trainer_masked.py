@@ -114,8 +114,27 @@ def test_classifiers_without_token_fusion_are_refused():
     pooled = mmzoo.build_model("small_cnn_lstm_concat", **tiny_overrides())
     with pytest.raises(ValueError, match=r"token-level fusion \(attention, coattention\).*Received: a classifier with fusion ConcatFusion"):
         MaskedPretrainer(pooled)
-    with pytest.raises(ValueError, match="must be a two-tower mmzoo classifier"):
+    with pytest.raises(ValueError, match=r"must be an mmzoo classifier \(mmzoo.build_model\)"):
         MaskedPretrainer(keras.Sequential([keras.layers.Dense(2)]))
+
+
+def test_the_masked_text_must_be_the_fusions_last_input_and_regions_need_one_image():
+    options = tiny_overrides(dropout=0.0)
+    options.pop("num_classes")
+    text_first = mmzoo.build_classifier(towers={"text": "bilstm", "image": "small_cnn"}, fusion="attention", **options)
+    with pytest.raises(ValueError, match=r"fusion's last input, which must be text. Received: inputs \[\('text', 'text'\)"):
+        MaskedPretrainer(text_first)
+    views = mmzoo.build_classifier(towers={"front": "small_cnn", "side": "small_cnn", "question": "bilstm"},
+                                   fusion="attention", **options)
+    pretrainer = MaskedPretrainer(views, mask_rate=0.3, seed=1)
+    assert pretrainer.text_key == "question_token_ids"
+    x, y = tiny_batch(batch_size=4)
+    data = tf.data.Dataset.from_tensor_slices(
+        ({"front": x["image"], "side": x["image"][::-1], "question": list(x["text"])}, y)).batch(4)
+    pretrainer.compile(optimizer="adam")
+    assert np.isfinite(pretrainer.fit(data, epochs=1, verbose=0).history["token_loss"]).all()
+    with pytest.raises(ValueError, match="exactly one image input. Received: image_mask_rate=0.25"):
+        MaskedPretrainer(views, image_mask_rate=0.25)
 
 
 def test_initialize_refuses_another_vocabulary_or_recipe():

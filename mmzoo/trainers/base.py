@@ -3,9 +3,10 @@ under `tf.distribute` and mixed precision.
 
 Three rules, each from a measured failure (DESIGN.md section 4):
 
-* Strings never enter the replicated graph. `fit`/`evaluate` map the trainer's `preprocess` (text vectorization,
-  masking, anything random) over the `tf.data.Dataset` first, keras-hub style, so `train_step` sees only numbers
-  and the same global batch gives the same step on 1 or N replicas.
+* Strings never enter the replicated graph. `fit`/`evaluate` map the trainer's `preprocess` (a model's own
+  input-pipeline preprocessing through `mmzoo.preprocessing.preprocess_features`, then masking or anything
+  random) over the `tf.data.Dataset` first, keras-hub style, so `train_step` sees only numbers and the same
+  global batch gives the same step on 1 or N replicas.
 * Every loss part is *replica-scaled*: its sum over replicas is the global-batch value. Keras loss objects do this
   already (they divide by the number of replicas); `global_mean` does it for masked or weighted means whose counts
   differ between replicas. Gradients are summed across replicas, so the step equals the 1-replica step.
@@ -50,7 +51,8 @@ class Trainer(keras.Model):
     """A `keras.Model` that trains other models with its own objective, through plain `fit` and `evaluate`.
 
     Subclasses pass `loss_names` (the first is the total, `"loss"`) and implement:
-      * `preprocess(x, y, seed)`: a batch of raw `({"image", "text"}, label)` -> numeric `(x, y)`; runs in tf.data.
+      * `preprocess(x, y, seed)`: a batch of raw `(features, label)` -> numeric `(x, y)`; runs in tf.data. A model's
+        own preprocessing goes through `mmzoo.preprocessing.preprocess_features(model, features)`, nothing else.
       * `call(x, training)`: the trainer's predictions on preprocessed `x` (Keras traces it to build state under
         a distribution strategy).
       * `compute_losses(x, y, sample_weight, training)`: a dict of replica-scaled scalar losses whose `"loss"` entry
@@ -79,7 +81,7 @@ class Trainer(keras.Model):
             return None
         if not isinstance(data, tf.data.Dataset):
             raise ValueError(
-                f"{type(self).__name__} trains on a batched tf.data.Dataset of ({{'image', 'text'}}, label) pairs "
+                f"{type(self).__name__} trains on a batched tf.data.Dataset of (features, label) pairs "
                 f"(e.g. mmzoo.data.load(...)), so its text can be turned into numbers in the input pipeline. "
                 f"Received: {argument}={type(data).__name__}"
             )

@@ -13,7 +13,8 @@ Two encoders map into one space of L2-normalised embeddings:
 
 The text encoder keeps the vectorizer in front of a numeric `text_backbone`, so training vectorizes in the
 input pipeline (strings cannot enter a replicated graph, DESIGN.md section 4) while the encoder, and its export,
-still takes raw strings.
+still takes raw strings. Like a classifier, a `DualEncoder` states its `modalities` and `preprocess_inputs`, so
+training and `embed_dataset` preprocess through `mmzoo.preprocessing.preprocess_features`, as every trainer does.
 
 Under `tf.distribute` the in-batch negatives are the *global* batch: every replica gathers the embeddings of all
 replicas (`ReplicaContext.all_gather`, whose gradient sums the upstream gradients over replicas and hands each
@@ -23,6 +24,7 @@ equal the 1-replica values.
 """
 
 import math
+import types
 
 import keras
 import numpy as np
@@ -30,7 +32,8 @@ import tensorflow as tf
 from keras import ops
 
 from mmzoo.classifier import _resolve_vocabulary
-from mmzoo.towers import apply_text_tower, build_image_tower, build_text_vectorizer
+from mmzoo.preprocessing import preprocess_features
+from mmzoo.towers import Modality, apply_text_tower, build_image_tower, build_text_vectorizer
 from mmzoo.trainers.base import Trainer
 
 IMAGE_ENCODER_NAME = "image_encoder"
@@ -166,16 +169,21 @@ class DualEncoder(Trainer):
         self.recall_trackers = [
             keras.metrics.Mean(name=f"{direction}_recall_at_{k}") for direction in DIRECTIONS for k in recall_at
         ]
+        self._modalities = _dual_modalities(image_encoder, vectorizer)
 
     # === Data ===
 
+    @property
+    def modalities(self):
+        """`{"image": Modality, "text": Modality}`: the raw inputs, and the numeric keys `call` takes for them."""
+        return dict(self._modalities)
+
+    def preprocess_inputs(self, features):
+        """Raw `{"image", "text"}` -> `{"image": pixels, "token_ids": ids}` (the text vectorized)."""
+        return {"image": features["image"], "token_ids": self.vectorizer(features["text"])}
+
     def preprocess(self, x, y=None, seed=None):
-        if not isinstance(x, dict) or not {"image", "text"} <= set(x):
-            raise ValueError(
-                "A DualEncoder trains on batches of {'image': pixels, 'text': strings} (optionally with labels, "
-                f"which it ignores). Received: {x!r}"
-            )
-        return {"image": x["image"], "token_ids": self.vectorizer(x["text"])}, y
+        return preprocess_features(self, x), y
 
     # === Steps ===
 
@@ -247,6 +255,23 @@ class DualEncoder(Trainer):
         for key in ("image_encoder", "text_encoder"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+def _dual_modalities(image_encoder, vectorizer):
+    # Each is encoded by a whole encoder model, not a registered tower, so `tower` is None.
+    pixels = tuple(image_encoder.input.shape[1:])
+    height, width = pixels[:2]
+    image = Modality(
+        name="image", kind="image", tower=None, backbone_key="image", shape=pixels, dtype="float32",
+        options=types.MappingProxyType({"image_size": height if height == width else (height, width)}),
+    )
+    vocabulary = tuple(str(token) for token in vectorizer.get_vocabulary(include_special_tokens=False))
+    length = vectorizer.get_config()["output_sequence_length"]
+    text = Modality(
+        name="text", kind="text", tower=None, backbone_key="token_ids", shape=(), dtype="string",
+        options=types.MappingProxyType({"vocabulary": vocabulary, "sequence_length": length}),
+    )
+    return {"image": image, "text": text}
 
 
 def gather_global_batch(*values):
@@ -383,14 +408,12 @@ def embed_dataset(dual_encoder, dataset):
     if not isinstance(dataset, tf.data.Dataset):
         raise ValueError(f"`dataset` must be a batched tf.data.Dataset. Received: dataset={type(dataset).__name__}")
     features = dataset.map(lambda *element: keras.utils.unpack_x_y_sample_weight(element if len(element) > 1 else element[0])[0])
-    vectorizer = dual_encoder.vectorizer
     images, texts, strings = [], [], []
     embed_images = tf.function(lambda pixels: dual_encoder.image_encoder(tf.cast(pixels, tf.float32), training=False))
     embed_texts = tf.function(lambda ids: dual_encoder.text_backbone(ids, training=False))
-    for batch in features.map(lambda x: (x["image"], vectorizer(x["text"]), x["text"])):
-        pixels, ids, text = batch
-        images.append(np.asarray(embed_images(pixels), np.float32))
-        texts.append(np.asarray(embed_texts(ids), np.float32))
+    for numeric, text in features.map(lambda x: (preprocess_features(dual_encoder, x), x["text"])):
+        images.append(np.asarray(embed_images(numeric["image"]), np.float32))
+        texts.append(np.asarray(embed_texts(numeric["token_ids"]), np.float32))
         strings.extend(t.decode("utf-8") for t in text.numpy())
     return np.concatenate(images), np.concatenate(texts), np.array(strings, dtype=object)
 

@@ -4,7 +4,8 @@ A fraction of the caption's tokens is chosen (BERT's recipe: of those, 80 % beco
 token, 10 % stay), and the original tokens are predicted from the text tokens *after* they attended to the image
 (the fusion layer's token output), so filling the gaps pays off only by reading the image. Optionally image
 regions (cells of the image tower's token grid) are blanked too, and their mean colour is predicted from the
-image tokens attending to the text. Losses count masked positions only.
+image tokens attending to the text. Losses count masked positions only. The token ids come from the
+classifier's own input-pipeline preprocessing (`mmzoo.preprocessing.preprocess_features`), masked after it.
 
     model = mmzoo.build_model("small_cnn_bilstm_attention", class_names=..., vocabulary=vocab)
     pretrainer = MaskedPretrainer(model, mask_rate=0.15)
@@ -19,8 +20,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from mmzoo.classifier import FUSION_NAME, get_backbone, get_vectorizer
 from mmzoo.fusion import FUSIONS
+from mmzoo.preprocessing import preprocess_features
 from mmzoo.trainers.base import Trainer, check_fraction, global_mean
 
 MASK_TOKEN = "[mask]"
@@ -32,10 +33,12 @@ class MaskedPretrainer(Trainer):
     """Masked-token (and optionally masked-region) modelling over a classifier's image tower, text tower and fusion.
 
     Args:
-        classifier: an mmzoo classifier with both towers and a token-level fusion ("attention" or "coattention"),
-            e.g. `build_model("small_cnn_bilstm_attention", ...)`. Its layers are trained in place; its head is not.
+        classifier: an mmzoo classifier whose last input is text and whose fusion works on tokens ("attention"
+            or "coattention"), e.g. `build_model("small_cnn_bilstm_attention", ...)`; its other inputs are what the
+            text is predicted from. Its layers are trained in place; its head is not.
         mask_rate: fraction of text tokens chosen for prediction, in (0, 1).
         image_mask_rate: fraction of image regions blanked and predicted, in [0, 1); 0 turns region modelling off.
+            Region modelling needs exactly one image input.
         region_weight: weight of the region loss in the total.
         mask_token_id: id that replaces 80 % of the chosen tokens; default the vocabulary's "[mask]" token if it
             has one, else the out-of-vocabulary id (1), which ordinary text rarely produces.
@@ -56,10 +59,23 @@ class MaskedPretrainer(Trainer):
     ):
         mask_rate = check_fraction(mask_rate, "mask_rate")
         image_mask_rate = check_fraction(image_mask_rate, "image_mask_rate", low_open=False)
-        backbone, vectorizer, fusion = _check_classifier(classifier)
+        backbone, fusion = _check_classifier(classifier)
+        modalities = list(classifier.modalities.values())
+        text = modalities[-1]
+        images = [m for m in modalities if m.kind == "image"]
+        if image_mask_rate > 0 and len(images) != 1:
+            raise ValueError(
+                "Masking image regions needs a classifier with exactly one image input. "
+                f"Received: image_mask_rate={image_mask_rate!r} for inputs {[m.name for m in modalities]}"
+            )
+        vectorizer = classifier.vectorizers[text.name]
         loss_names = ("loss", "token_loss") + (("region_loss",) if image_mask_rate > 0 else ())
         super().__init__(loss_names=loss_names, seed=seed, **kwargs)
         self.classifier = classifier
+        self.text_name = text.name
+        self.text_key = text.backbone_key
+        # Backbone keys of the fusion's inputs, in its order, where a padding mask must be computed (text).
+        self.mask_keys = [m.backbone_key if m.kind == "text" else None for m in modalities]
         self.vectorizer = vectorizer
         self.mask_rate = mask_rate
         self.image_mask_rate = image_mask_rate
@@ -70,7 +86,7 @@ class MaskedPretrainer(Trainer):
         # === Layers ===
         self.fusion = fusion
         self.features = keras.Model(backbone.input, fusion.input, name="token_features")
-        image_tokens, text_tokens = self.features.output
+        text_tokens = self.features.output[-1]
         self.token_head = keras.Sequential(
             [
                 keras.layers.Dense(head_units, activation="gelu", name="token_transform"),
@@ -83,7 +99,10 @@ class MaskedPretrainer(Trainer):
         self.token_head.build(tuple(text_tokens.shape[:-1]) + (fusion.units,))
         self.region_head = None
         if image_mask_rate > 0:
-            self.grid, self.cell = _region_grid(image_tokens.shape, backbone.input["image"].shape)
+            self.image_key = images[0].backbone_key
+            self.image_index = modalities.index(images[0])
+            image_tokens = self.features.output[self.image_index]
+            self.grid, self.cell = _region_grid(image_tokens.shape, images[0].image_size)
             self.region_head = RegionHead(head_units, name="region_head")
             self.region_head.build([tuple(image_tokens.shape), tuple(text_tokens.shape)])
         # Every weight exists now, before `fit` builds the optimizer for them.
@@ -93,44 +112,45 @@ class MaskedPretrainer(Trainer):
 
     def preprocess(self, x, y, seed):
         token_seed, image_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        original = self.vectorizer(x["text"])
-        masked, chosen = mask_tokens(
+        features = preprocess_features(self.classifier, x)
+        original = features[self.text_key]
+        features[self.text_key], chosen = mask_tokens(
             original,
             rate=self.mask_rate,
             mask_token_id=self.mask_token_id,
             vocabulary_size=self.vocabulary_size,
             seed=token_seed,
         )
-        image = tf.cast(x["image"], tf.float32)
         # Masks travel as float32 weights: under a distribution strategy Keras averages a first batch across
         # replicas to build state, which fails on booleans (no AddN for bool).
         targets = {"token_ids": original, "token_mask": tf.cast(chosen, tf.float32)}
         if self.region_head is not None:
-            image, region_mask, targets["region_colors"] = mask_regions(
+            image = tf.cast(features[self.image_key], tf.float32)
+            features[self.image_key], region_mask, targets["region_colors"] = mask_regions(
                 image, rate=self.image_mask_rate, grid=self.grid, cell=self.cell, seed=image_seed
             )
             targets["region_mask"] = tf.cast(region_mask, tf.float32)
-        return {"image": image, "token_ids": masked}, targets
+        return features, targets
 
     # === Losses ===
 
     def call(self, x, training=False):
-        """Token logits (batch, steps, vocabulary) for preprocessed `{"image", "token_ids"}`."""
+        """Token logits (batch, steps, vocabulary) for the backbone's inputs with masked text token ids."""
         return self._predict(x, training)[0]
 
     def _predict(self, x, training):
-        image_tokens, text_tokens = self.features(x, training=training)
-        text_mask = ops.greater(x["token_ids"], 0)
-        fused = self.fusion([image_tokens, text_tokens], mask=[None, text_mask], training=training, return_tokens=True)
-        return self.token_head(fused, training=training), image_tokens, text_tokens, text_mask
+        tokens = list(self.features(x, training=training))
+        masks = [None if key is None else ops.greater(x[key], 0) for key in self.mask_keys]
+        fused = self.fusion(tokens, mask=masks, training=training, return_tokens=True)
+        return self.token_head(fused, training=training), tokens, masks[-1]
 
     def compute_losses(self, x, y, sample_weight=None, training=False):
-        logits, image_tokens, text_tokens, text_mask = self._predict(x, training)
+        logits, tokens, text_mask = self._predict(x, training)
         per_token = keras.losses.sparse_categorical_crossentropy(y["token_ids"], logits, from_logits=True)
         losses = {"token_loss": global_mean(per_token, y["token_mask"])}
         losses["loss"] = losses["token_loss"]
         if self.region_head is not None:
-            colors = self.region_head([image_tokens, text_tokens], text_mask=text_mask, training=training)
+            colors = self.region_head([tokens[self.image_index], tokens[-1]], text_mask=text_mask, training=training)
             per_region = ops.mean(ops.square(colors - y["region_colors"]), axis=-1)
             losses["region_loss"] = global_mean(per_region, y["region_mask"])
             losses["loss"] = losses["loss"] + self.region_weight * losses["region_loss"]
@@ -154,16 +174,16 @@ class MaskedPretrainer(Trainer):
 
         Returns the names of the layers copied. The classifier's head keeps its own (fresh) weights.
         """
-        source = get_backbone(self.classifier)
+        source = self.classifier.backbone
         try:
-            target = get_backbone(classifier)
-        except (AttributeError, ValueError) as error:
-            raise ValueError(f"`classifier` must be an mmzoo classifier. Received: {classifier!r}") from error
-        target_vectorizer = get_vectorizer(classifier)
+            target, target_vectorizer = classifier.backbone, classifier.vectorizers.get(self.text_name)
+        except AttributeError:
+            raise ValueError(f"`classifier` must be an mmzoo classifier. Received: classifier={classifier!r}") from None
         if target_vectorizer is None or target_vectorizer.get_vocabulary() != self.vectorizer.get_vocabulary():
             raise ValueError(
-                "`classifier` must use the pretraining vocabulary (token ids must mean the same words). Build it "
-                "with vocabulary=get_vectorizer(pretrainer.classifier).get_vocabulary(include_special_tokens=False)."
+                f"`classifier` must use the pretraining vocabulary for its text input {self.text_name!r} (token ids "
+                "must mean the same words). Build it with "
+                "vocabulary=pretrainer.vectorizer.get_vocabulary(include_special_tokens=False)."
             )
         copied = []
         for layer in source.layers:
@@ -264,23 +284,25 @@ def mask_regions(image, *, rate, grid, cell, seed):
 
 
 def _check_classifier(classifier):
-    try:
-        backbone = get_backbone(classifier)
-        fusion = backbone.get_layer(FUSION_NAME)
-    except (AttributeError, ValueError):
+    """(backbone, fusion) of a classifier masked modelling can train; one-line errors otherwise."""
+    if not all(hasattr(classifier, name) for name in ("modalities", "backbone", "fusion", "vectorizers")):
         raise ValueError(
-            "`classifier` must be a two-tower mmzoo classifier (mmzoo.build_model). "
-            f"Received: classifier={classifier!r}"
-        ) from None
-    vectorizer = get_vectorizer(classifier)
-    if vectorizer is None or not _returns_tokens(type(fusion)):
+            f"`classifier` must be an mmzoo classifier (mmzoo.build_model). Received: classifier={classifier!r}"
+        )
+    modalities, fusion = list(classifier.modalities.values()), classifier.fusion
+    if len(modalities) < 2 or not _returns_tokens(type(fusion)):
         token_fusions = sorted(name for name, cls in FUSIONS.items() if _returns_tokens(cls))
         raise ValueError(
-            "Masked modelling predicts each text token from its fused features, so `classifier` needs both towers "
-            f"and a token-level fusion ({', '.join(token_fusions)}), e.g. recipe 'small_cnn_bilstm_attention'. "
-            f"Received: a classifier with fusion {type(fusion).__name__}"
+            "Masked modelling predicts each text token from its fused features, so `classifier` needs a text input "
+            f"fused with others by a token-level fusion ({', '.join(token_fusions)}), e.g. recipe "
+            f"'small_cnn_bilstm_attention'. Received: a classifier with fusion {type(fusion).__name__}"
         )
-    return backbone, vectorizer, fusion
+    if modalities[-1].kind != "text":
+        raise ValueError(
+            "Masked modelling predicts the tokens of the fusion's last input, which must be text. "
+            f"Received: inputs {[(m.name, m.kind) for m in modalities]}"
+        )
+    return classifier.backbone, fusion
 
 
 def _returns_tokens(fusion_class):
@@ -299,9 +321,9 @@ def _resolve_mask_token(mask_token_id, vectorizer):
     return mask_token_id
 
 
-def _region_grid(token_shape, image_shape):
+def _region_grid(token_shape, size):
     """(grid side, cell side in pixels) of a square image tower whose token output is (batch, grid*grid, dim)."""
-    steps, size = token_shape[1], image_shape[1]
+    steps = token_shape[1]
     grid = int(round(steps**0.5)) if steps else 0
     if not grid or grid * grid != steps or size % grid:
         raise ValueError(
