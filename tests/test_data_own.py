@@ -228,3 +228,51 @@ def test_public_names():
     for name in ("load", "from_csv", "from_jsonl", "DataInfo", "DataError", "shapes_config", "adapt_vocabulary"):
         assert hasattr(mmzoo.data, name), name
     assert os.fspath(DataError("x", path="p").path) == "p"
+
+
+def test_several_columns_each_checked_and_named_in_errors(folder):
+    root, images = folder
+    rows = [("img/0.png", "img/1.png", "q one", "red"), ("img/2.png", "img/nope.png", "q two", "blue")]
+    path = _write_jsonl(root / "views.jsonl", rows, keys=("front", "side", "question", "label"))
+    with pytest.raises(DataError, match=r"views\.jsonl, row 2 \(line 2\): image file not found: .*nope\.png "
+                                        r"\(column 'side'\)") as e:
+        from_jsonl(path, image_column=["front", "side"], text_column=["question"])
+    assert (e.value.row, e.value.column) == (2, "side")
+    with pytest.warns(UserWarning, match="Skipped 1 of 2 rows"):
+        ds, info = from_jsonl(path, image_column=["front", "side"], text_column=["question"], skip_bad_rows=True,
+                              batch_size=None, with_info=True)
+    (features, label), = list(ds.as_numpy_iterator())
+    np.testing.assert_array_equal(features["side"], images[1])
+    assert features["question"] == b"q one" and info.num_skipped == 1
+    with pytest.raises(DataError, match=r"has no column 'back'.*image_column=\.\.\."):
+        from_jsonl(path, image_column=["front", "back"], text_column="question")
+
+
+def test_image_only_and_text_only_columns(folder):
+    root, images = folder
+    ds, info = from_csv(_write_csv(root / "i.csv", [(r[0], r[2]) for r in ROWS], header=("image", "label")),
+                        text_column=None, batch_size=5, with_info=True)
+    features, _ = next(iter(ds))
+    assert sorted(features) == ["image"] and dict(info.input_kinds) == {"image": "image"}
+    assert "vocabulary" not in info.model_kwargs() and info.model_kwargs()["image_size"] == 32
+    ds, info = from_csv(_write_csv(root / "t.csv", [(r[1], r[2]) for r in ROWS], header=("question", "label")),
+                        image_column=[], text_column=["question"], batch_size=5, with_info=True)
+    features, _ = next(iter(ds))
+    assert sorted(features) == ["question"] and info.image_size is None and "image_size" not in info.model_kwargs()
+
+
+@pytest.mark.parametrize(
+    "columns, message",
+    [
+        ({"image_column": 3}, r"`image_column` must be a column name or a list of column names. Received: image_column=3"),
+        ({"text_column": ["text", ""]}, r"`text_column` must be a column name or a list"),
+        ({"image_column": None, "text_column": []}, r"Name at least one image or text column"),
+        ({"image_column": ["image", "image"]}, r"\['image'\] is named more than once"),
+        ({"text_column": "label"}, r"\['label'\] is named more than once"),
+        ({"label_column": ""}, r"`label_column` must be a column name or None"),
+    ],
+)
+def test_column_arguments_are_checked(folder, columns, message):
+    root, _ = folder
+    with pytest.raises(ValueError, match=message):
+        from_csv(_write_csv(root / "c.csv", ROWS), **columns)
