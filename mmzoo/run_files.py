@@ -115,11 +115,19 @@ def read_csv_log(path):
         for row in csv.DictReader(f):
             try:
                 epoch = int(row["epoch"])
-                by_epoch[epoch] = {key: float(value) for key, value in row.items() if value not in ("", None)}
-                by_epoch[epoch]["epoch"] = epoch
             except (KeyError, ValueError, TypeError):
                 continue
+            by_epoch[epoch] = {key: _number(value) for key, value in row.items() if _number(value) is not None}
+            by_epoch[epoch]["epoch"] = epoch
     return [by_epoch[epoch] for epoch in sorted(by_epoch)]
+
+
+def _number(value):
+    """A CSV cell as a float; None for an empty one or CSVLogger's "NA" (a validation column without validation)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def has_nan_loss(log):

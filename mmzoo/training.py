@@ -122,13 +122,13 @@ def _check_options(o):
             raise OptionError(argument, o[argument], "expected a path or None")
     if o["model_options"] is not None and not isinstance(o["model_options"], dict):
         raise OptionError("model_options", o["model_options"], "expected a dict of mmzoo.build_model arguments or None")
-    for argument in ("data", "validation_data", "test_data", "init"):
-        _check_file(argument, o[argument])
     if isinstance(o["data"], (str, os.PathLike)) and not _is_file_data(o["data"]):
         for argument in ("validation_data", "test_data"):
             if o[argument] is not None:
                 raise OptionError(argument, o[argument], f"goes with .csv/.jsonl training data; {o['data']!r} is a "
                                   "TFDS name (choose its splits with validation_split and test_split)")
+    for argument in ("data", "validation_data", "test_data", "init"):
+        _check_file(argument, o[argument])
 
 
 def _check_file(argument, value):
@@ -245,7 +245,8 @@ def resolve_object_epochs(object_epochs, model, data, *, data_dir=None, multi_wo
     if reasons:
         if object_epochs == "auto":
             return 0
-        raise OptionError("object_epochs", object_epochs, f"object pretraining is not possible here: {'; '.join(reasons)}")
+        raise OptionError("object_epochs", object_epochs,
+                          f"object pretraining is not possible here: {'; '.join(reasons)}")
     if object_epochs == "auto":
         return 0 if from_pretrained else AUTO_OBJECT_EPOCHS
     return object_epochs
@@ -356,7 +357,9 @@ class _Training:
             from mmzoo.recipes import get_recipe
 
             get_recipe(model)  # an unknown recipe: one line, before any data is built
-            self.name, self.image_size, self.class_names = model, self.o["image_size"], None
+            # Class names given for the model also fix the label ids of .csv/.jsonl data.
+            self.name, self.image_size = model, self.o["image_size"]
+            self.class_names = (self.o["model_options"] or {}).get("class_names")
         elif isinstance(model, keras.Model):
             size = getattr(model, "image_size", None)
             if self.o["image_size"] is not None and size is not None and self.o["image_size"] != size:
@@ -407,7 +410,7 @@ class _Training:
         info, options = self.data.info, {}
         if info is not None:
             options = info.model_kwargs()
-        elif not {"num_classes", "class_names"} & set(self.o["model_options"] or {}):
+        else:
             options = _infer_model_kwargs(self.data.train, self.o["model_options"] or {})
         spec = self.data.train.element_spec[0].get("image") if info is None else None
         if spec is not None and spec.shape[1] is not None:
@@ -427,7 +430,8 @@ class _Training:
             described.append(f"{height} px" if height == width else f"{height}x{width} px")
         self.say(
             f"Training {self.name} on {data.name}" + (f" ({', '.join(described)})" if described else "")
-            + f" for {o['epochs']} epochs" + (f" with {self.worker.description}" if self.worker.kind != "default" else "")
+            + f" for {o['epochs']} epochs"
+            + (f" with {self.worker.description}" if self.worker.kind != "default" else "")
             + f"; writing to {self.output_dir}"
         )
         if copied:
@@ -469,7 +473,8 @@ class _Training:
             backbone = mmzoo.get_backbone(model)
             fitted = mmzoo.get_feature_model(model) if self.fit_on_tower_outputs else backbone
             steps = self.data.steps_per_epoch(o["batch_size"])
-            optimizer = keras.optimizers.Adam(learning_rate_schedule(o["learning_rate"], o["schedule"], steps, o["epochs"]))
+            learning_rate = learning_rate_schedule(o["learning_rate"], o["schedule"], steps, o["epochs"])
+            optimizer = keras.optimizers.Adam(learning_rate)
             # One optimizer for both: the same trainable weights, and the saved model keeps the state that trained
             # them. Keras' Adam, not mmzoo's fused one: the main job's measured accuracy (docs/cli.md) was obtained
             # with it.
@@ -527,7 +532,8 @@ class _Training:
             try:
                 import tensorboard  # noqa: F401  (tf.summary needs it; TensorFlow 2.21 does not depend on it)
             except ImportError:
-                self.say("TensorBoard logs skipped: the tensorboard package is not installed (pip install tensorboard).")
+                self.say("TensorBoard logs skipped: the tensorboard package is not installed "
+                         "(pip install tensorboard).")
             else:
                 log_dir = os.path.join(self.output_dir, LOG_DIR)
                 callbacks.append(keras.callbacks.TensorBoard(log_dir, write_graph=False))
@@ -596,17 +602,23 @@ def _resume(backup_dir, csv_path, epochs, say):
 
 
 def _infer_model_kwargs(dataset, model_options):
-    """Classes and vocabulary for a recipe trained on tf.data datasets: one pass over the training data."""
+    """What `model_options` leaves out of a recipe trained on tf.data datasets, from one pass over the training
+    data: the number of classes (the largest label + 1) and the vocabulary of its texts."""
     import numpy as np
 
     import mmzoo
 
+    need_classes = not {"num_classes", "class_names"} & set(model_options)
+    need_words = not {"vocabulary", "texts"} & set(model_options)
+    if not (need_classes or need_words):
+        return {}
     texts, largest = [], -1
     for features, labels in dataset:
-        texts.extend(t.decode() for t in np.asarray(features["text"]).reshape(-1))
+        if need_words and "text" in features:
+            texts.extend(t.decode() for t in np.asarray(features["text"]).reshape(-1))
         largest = max(largest, int(np.max(labels)))
-    options = {"num_classes": max(largest + 1, 2)}
-    if "vocabulary" not in model_options:
+    options = {"num_classes": max(largest + 1, 2)} if need_classes else {}
+    if need_words and texts:
         options["vocabulary"] = mmzoo.adapt_vocabulary(texts)
     return options
 
@@ -646,7 +658,8 @@ def _with_tower_outputs(model, ds, *, batch_size, shuffle_seed=None):
     import tensorflow as tf
 
     towers = {model.modalities[key].backbone_key: tower for key, tower in model.image_towers.items()}
-    forward = {key: tf.function(lambda images, tower=tower: tower(images, training=False)) for key, tower in towers.items()}
+    forward = {key: tf.function(lambda images, tower=tower: tower(images, training=False))
+               for key, tower in towers.items()}
     columns, labels = {}, []
     for features, label in ds:
         for key, value in features.items():

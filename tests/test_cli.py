@@ -185,7 +185,10 @@ def test_train_under_mirrored_strategy_exports_the_raw_input_model(tmp_path, cap
     code = cli.main(["train", *TINY, "--train-split", "train[:1%]", "--epochs", "1", "--strategy", "mirrored",
                      "--schedule", "constant", "--output-dir", str(output_dir), "--export", str(export_dir)])
     assert code == 0
-    assert "Test accuracy: " in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Test accuracy: " in out
+    # The bundled data's runs suggest one of its questions to try the export with.
+    assert f'--image IMAGE.png --text "{cli.EXAMPLE_QUESTION}"' in out
     served = mmzoo.load_exported(str(export_dir))
     outputs = served({"image": np.zeros((2, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8), "text": ["what color is the circle?", ""]})
     np.testing.assert_allclose(np.asarray(outputs["probabilities"]).sum(axis=-1), 1.0, rtol=1e-5)
