@@ -311,15 +311,16 @@ def test_attention_rejects_pooled_inputs(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_bad_inputs_are_rejected(name):
     image, text, _, _ = token_features()
-    with pytest.raises(ValueError, match="list or tuple of two tensors"):
+    expected = r"built for modalities \['image', 'text'\] and expects `inputs` to be a list or tuple of 2 tensors"
+    with pytest.raises(ValueError, match=expected + ".*Received: inputs"):
         make(name)(image)
-    with pytest.raises(ValueError, match="list or tuple of two tensors"):
+    with pytest.raises(ValueError, match=expected + ".*Received: inputs"):
         make(name)([image, text, text])
     with pytest.raises(ValueError, match="Received: image_features with shape"):
         make(name)([image[..., None], text])
     with pytest.raises(ValueError, match="Received: text_features with shape"):
         make(name)([image, text[:, 0, 0]])
-    with pytest.raises(ValueError, match="`mask` to be None or a list or tuple of two masks"):
+    with pytest.raises(ValueError, match="`mask` to be None or a list or tuple of 2 masks"):
         layer = make(name)
         layer([image, text])
         layer([image, text], mask=np.ones((3, TEXT_STEPS), bool))

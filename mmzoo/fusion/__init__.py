@@ -1,10 +1,16 @@
-"""Fusion layers: combine `[image_features, text_features]` into `(batch, units)`.
+"""Fusion layers: combine the features of N named modalities into `(batch, units)`.
+
+A layer is built for `modalities` (default `("image", "text")`) and called on one input per modality, in that
+order: `layer([front, side, question], mask=[None, side_mask, question_mask])`, each input pooled `(batch, dim)`
+or tokens `(batch, steps, dim)` (mmzoo/fusion/base.py). Two class attributes let a model builder check a choice
+before building anything: `requires_tokens` (every input must be tokens) and `max_inputs` (None: any N >= 2;
+`film` and `glimpse` are only defined for 2, an image token grid and text tokens).
 
 Each family lives in its own file; a new fusion is one file plus one line in `FUSIONS`.
 """
 
 from mmzoo.fusion.attention import CoAttentionFusion, CrossAttentionFusion
-from mmzoo.fusion.base import FusionLayer, masked_mean
+from mmzoo.fusion.base import DEFAULT_MODALITIES, FusionLayer, masked_mean
 from mmzoo.fusion.concat import ConcatFusion
 from mmzoo.fusion.elementwise import ProductFusion, SumFusion
 from mmzoo.fusion.film import FiLMFusion
@@ -27,7 +33,8 @@ FUSIONS = {
 
 
 def get_fusion(name, **kwargs):
-    """Returns a new fusion layer `FUSIONS[name](**kwargs)`, e.g. `get_fusion("gated", units=64)`."""
+    """Returns a new fusion layer `FUSIONS[name](**kwargs)`, e.g.
+    `get_fusion("gated", units=64, modalities=["front", "side", "question"])`."""
     if not isinstance(name, str) or name not in FUSIONS:
         raise ValueError(
             f"Unknown fusion {name!r}. Expected one of: {', '.join(FUSIONS)}. Received: fusion={name!r}"
@@ -38,6 +45,7 @@ def get_fusion(name, **kwargs):
 __all__ = [
     "FUSIONS",
     "get_fusion",
+    "DEFAULT_MODALITIES",
     "FusionLayer",
     "masked_mean",
     "ConcatFusion",

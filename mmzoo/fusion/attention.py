@@ -1,9 +1,11 @@
-"""Attention fusions over token features: text attends to image (cross), or both ways (co-attention)."""
+"""Attention fusions over token features: the last modality attends to the others (cross), or every modality
+attends to all the others (co-attention)."""
 
 import keras
 from keras import ops
 
 from mmzoo.fusion.base import (
+    DEFAULT_MODALITIES,
     FusionLayer,
     check_activation,
     check_optional_positive_int,
@@ -21,57 +23,114 @@ def _key_attention_mask(query, key_mask):
     return ops.logical_and(every_query, ops.expand_dims(ops.cast(key_mask, "bool"), 1))
 
 
-class _TokenAttentionFusion(FusionLayer):
-    requires_tokens = True
+def _concatenate_steps(tokens, masks):
+    """Joins token tensors `(batch, steps_k, units)` along steps with their masks; the mask is None when no
+    part has one, and a part without one counts as all valid."""
+    if len(tokens) == 1:
+        return tokens[0], masks[0]
+    joined = ops.concatenate(tokens, axis=1)
+    if all(m is None for m in masks):
+        return joined, None
+    parts = [
+        ops.ones_like(t[..., 0], dtype="bool") if m is None else ops.cast(m, "bool") for t, m in zip(tokens, masks)
+    ]
+    return joined, ops.concatenate(parts, axis=1)
 
-    def __init__(self, units, num_heads=4, key_dim=None, dropout=0.0, **kwargs):
-        super().__init__(units=units, dropout=dropout, **kwargs)
+
+class _TokenAttentionFusion(FusionLayer):
+    """Shared by the attention families: one projection per modality, then one attention direction (with a
+    residual LayerNormalization) per querying modality, whose keys are the tokens of all the other modalities.
+
+    A direction is stored as `f"{query}_to_{other}_attention"` / `_norm` for two modalities (`text_to_image_*`
+    with the defaults) and as `f"{query}_to_others_attention"` / `_norm` for more.
+    """
+
+    requires_tokens = True
+    max_inputs = None
+
+    def __init__(self, units, num_heads=4, key_dim=None, dropout=0.0, modalities=DEFAULT_MODALITIES, **kwargs):
+        super().__init__(units=units, dropout=dropout, modalities=modalities, **kwargs)
         self.num_heads = check_positive_int(num_heads, "num_heads")
         self.key_dim = check_optional_positive_int(key_dim, "key_dim")
         self._key_dim = self.key_dim or max(1, self.units // self.num_heads)
-        # === Layers ===
-        # Both modalities are projected to `units` so queries and keys share a width and the residual fits.
-        self.image_projection = keras.layers.Dense(self.units, dtype=self.dtype_policy, name="image_projection")
-        self.text_projection = keras.layers.Dense(self.units, dtype=self.dtype_policy, name="text_projection")
-
-    def _attention_layers(self, prefix):
-        """Sublayers of one direction (queries attend to keys, then residual + LayerNormalization).
-
-        They are set as attributes of `self` by the caller so Keras tracks (and saves) their weights.
-        """
-        attention = keras.layers.MultiHeadAttention(
-            num_heads=self.num_heads,
-            key_dim=self._key_dim,
-            dropout=self.dropout,
-            dtype=self.dtype_policy,
-            name=f"{prefix}_attention",
+        self._check_modality_attributes(
+            [f"{m}_projection" for m in self.modalities]
+            + [f"{self._direction(m)}_{part}" for m in self._query_modalities() for part in ("attention", "norm")]
         )
-        norm = keras.layers.LayerNormalization(epsilon=1e-6, dtype=self.dtype_policy, name=f"{prefix}_norm")
-        return attention, norm
+        # === Layers ===
+        # Every modality is projected to `units` so queries and keys share a width and the residual fits.
+        for m in self.modalities:
+            setattr(
+                self, f"{m}_projection", keras.layers.Dense(self.units, dtype=self.dtype_policy, name=f"{m}_projection")
+            )
+        for m in self._query_modalities():
+            prefix = self._direction(m)
+            setattr(
+                self,
+                f"{prefix}_attention",
+                keras.layers.MultiHeadAttention(
+                    num_heads=self.num_heads,
+                    key_dim=self._key_dim,
+                    dropout=self.dropout,
+                    dtype=self.dtype_policy,
+                    name=f"{prefix}_attention",
+                ),
+            )
+            setattr(
+                self,
+                f"{prefix}_norm",
+                keras.layers.LayerNormalization(epsilon=1e-6, dtype=self.dtype_policy, name=f"{prefix}_norm"),
+            )
 
-    @staticmethod
-    def _build_direction(attention, norm, query_shape, key_shape):
-        attention.build(query_shape, key_shape, key_shape)
-        norm.build(query_shape)
+    def _query_modalities(self):
+        """The modalities whose tokens attend to the others', in the order their sublayers are created."""
+        raise NotImplementedError
 
-    @staticmethod
-    def _attend(attention, norm, query, keys, key_mask, training):
-        attended = attention(query, keys, keys, attention_mask=_key_attention_mask(query, key_mask), training=training)
-        return norm(query + attended)
+    def _others(self, modality):
+        return [m for m in self.modalities if m != modality]
 
-    def _build_projections(self, input_shape):
-        image_shape, text_shape = self._shapes(input_shape)
-        self.image_projection.build(image_shape)
-        self.text_projection.build(text_shape)
-        return image_shape[:-1] + (self.units,), text_shape[:-1] + (self.units,)
+    def _direction(self, modality):
+        others = self._others(modality)
+        return f"{modality}_to_{others[0]}" if len(others) == 1 else f"{modality}_to_others"
+
+    def _direction_layers(self, modality):
+        prefix = self._direction(modality)
+        return getattr(self, f"{prefix}_attention"), getattr(self, f"{prefix}_norm")
+
+    def _build_attention(self, input_shape):
+        """Builds projections and directions; returns the batch size of the shapes."""
+        shapes = dict(zip(self.modalities, self._shapes(input_shape)))
+        projected = {m: shape[:-1] + (self.units,) for m, shape in shapes.items()}
+        for m, projection in zip(self.modalities, self._per_modality("projection")):
+            projection.build(shapes[m])
+        for m in self._query_modalities():
+            steps = [projected[o][1] for o in self._others(m)]
+            key_shape = (projected[m][0], None if None in steps else sum(steps), self.units)
+            attention, norm = self._direction_layers(m)
+            attention.build(projected[m], key_shape, key_shape)
+            norm.build(projected[m])
+        return projected[self.modalities[0]][0]
 
     def _project(self, inputs, mask):
-        image, text, image_mask, text_mask = self._unpack(inputs, mask)
+        """Projected tokens and masks, as dicts keyed by modality."""
+        features, masks = self._unpack(inputs, mask)
         # Padded steps are zeroed before anything else, so their content cannot reach the output even where a
         # softmax has no valid key left (a row that is all padding).
-        image = self.image_projection(zero_padding(image, image_mask, self.compute_dtype))
-        text = self.text_projection(zero_padding(text, text_mask, self.compute_dtype))
-        return image, text, image_mask, text_mask
+        projected = [
+            projection(zero_padding(x, m, self.compute_dtype))
+            for projection, x, m in zip(self._per_modality("projection"), features, masks)
+        ]
+        return dict(zip(self.modalities, projected)), dict(zip(self.modalities, masks))
+
+    def _attend(self, modality, tokens, masks, training):
+        """`LayerNorm(q + MHA(query=q, key=value=[tokens of the other modalities]))` for `q = tokens[modality]`;
+        padded steps of the others are excluded as keys."""
+        others = self._others(modality)
+        keys, key_mask = _concatenate_steps([tokens[o] for o in others], [masks[o] for o in others])
+        attention, norm = self._direction_layers(modality)
+        query = tokens[modality]
+        attended = attention(query, keys, keys, attention_mask=_key_attention_mask(query, key_mask), training=training)
+        return norm(query + attended)
 
     def get_config(self):
         config = super().get_config()
@@ -81,50 +140,58 @@ class _TokenAttentionFusion(FusionLayer):
 
 @keras.saving.register_keras_serializable(package="mmzoo")
 class CrossAttentionFusion(_TokenAttentionFusion):
-    """Text tokens attend to image tokens; the attended text tokens are mean-pooled over valid steps.
+    """The last modality's tokens (e.g. a text) attend to the tokens of all the others (e.g. one or more images);
+    the attended tokens are mean-pooled over valid steps.
 
-    Both inputs must be tokens `(batch, steps, dim)`. Both are projected to `units`; then
-    `y = LayerNorm(t + MHA(query=t, key=value=i))`, `out = dropout(masked_mean(y, text_mask))`.
-    Padded image tokens are excluded as keys; padded text tokens are excluded from the pool.
-    `call(..., return_tokens=True)` returns `y` itself, `(batch, text_steps, units)`, before pooling.
+    Every input must be tokens `(batch, steps, dim)`, for any number N >= 2 of modalities. Each is projected to
+    `units`; with `q` the last modality's tokens and `k` the other modalities' tokens concatenated along steps,
+    `y = LayerNorm(q + MHA(query=q, key=value=k))`, `out = dropout(masked_mean(y, mask of q))`.
+    Padded key tokens are excluded as keys; padded query tokens are excluded from the pool.
+    `call(..., return_tokens=True)` returns `y` itself, `(batch, query_steps, units)`, before pooling.
 
     Args:
         units: model width and output width.
         num_heads: attention heads.
         key_dim: size of each head; None means `units // num_heads` (at least 1).
         dropout: dropout rate of the attention probabilities and of the output.
+        modalities: names of the inputs, in the order `inputs` lists them, queries last
+            (default `("image", "text")`: the text attends to the image).
     """
 
-    def __init__(self, units, num_heads=4, key_dim=None, dropout=0.0, **kwargs):
-        super().__init__(units=units, num_heads=num_heads, key_dim=key_dim, dropout=dropout, **kwargs)
-        self.text_to_image_attention, self.text_to_image_norm = self._attention_layers("text_to_image")
+    def __init__(self, units, num_heads=4, key_dim=None, dropout=0.0, modalities=DEFAULT_MODALITIES, **kwargs):
+        super().__init__(
+            units=units, num_heads=num_heads, key_dim=key_dim, dropout=dropout, modalities=modalities, **kwargs
+        )
+
+    def _query_modalities(self):
+        return self.modalities[-1:]
 
     def build(self, input_shape):
-        image_shape, text_shape = self._build_projections(input_shape)
-        self._build_direction(self.text_to_image_attention, self.text_to_image_norm, text_shape, image_shape)
-        self.output_dropout.build((image_shape[0], self.units))
+        batch = self._build_attention(input_shape)
+        self.output_dropout.build((batch, self.units))
         self.built = True
 
     def call(self, inputs, mask=None, training=None, return_tokens=False):
-        image, text, image_mask, text_mask = self._project(inputs, mask)
-        text = self._attend(
-            self.text_to_image_attention, self.text_to_image_norm, text, image, image_mask, training
-        )
-        if return_tokens:  # per-text-token fused features, e.g. for masked-token prediction
-            return text
-        pooled = masked_mean(text, text_mask, dtype=self.compute_dtype)
+        tokens, masks = self._project(inputs, mask)
+        last = self.modalities[-1]
+        attended = self._attend(last, tokens, masks, training)
+        if return_tokens:  # per-token fused features of the last modality, e.g. for masked-token prediction
+            return attended
+        pooled = masked_mean(attended, masks[last], dtype=self.compute_dtype)
         return self.output_dropout(pooled, training=training)
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
 class CoAttentionFusion(_TokenAttentionFusion):
-    """Both ways: text attends to image and image attends to text; the two pooled results are combined.
+    """Every modality's tokens attend to the concatenated tokens of all the others; the pooled results are
+    combined.
 
-    Both inputs must be tokens `(batch, steps, dim)`. Both are projected to `units`;
-    `y_t = LayerNorm(t + MHA(t -> i))`, `y_i = LayerNorm(i + MHA(i -> t))`,
-    `out = dropout(activation(W [masked_mean(y_t); masked_mean(y_i)] + b))`.
-    Padded tokens of either modality are excluded as keys and from the pools.
-    `call(..., return_tokens=True)` returns `y_t`, `(batch, text_steps, units)`, before pooling.
+    Every input must be tokens `(batch, steps, dim)`, for any number N >= 2 of modalities. Each is projected to
+    `units`; for each modality `y_m = LayerNorm(t_m + MHA(query=t_m, key=value=[t_o for o != m]))`, and
+    `out = dropout(activation(W [masked_mean(y_N); masked_mean(y_1); ...; masked_mean(y_{N-1})] + b))`
+    (the last modality first, then the others in order: `[text, image]` with the default modalities).
+    Padded tokens of any modality are excluded as keys and from the pools.
+    `call(..., return_tokens=True)` returns `y_N`, `(batch, steps of the last modality, units)`, before pooling.
 
     Args:
         units: model width and output width.
@@ -132,43 +199,40 @@ class CoAttentionFusion(_TokenAttentionFusion):
         key_dim: size of each head; None means `units // num_heads` (at least 1).
         activation: activation of the combining projection (default None, linear).
         dropout: dropout rate of the attention probabilities and of the output.
+        modalities: names of the inputs, in the order `inputs` lists them (default `("image", "text")`).
     """
 
-    def __init__(self, units, num_heads=4, key_dim=None, activation=None, dropout=0.0, **kwargs):
-        super().__init__(units=units, num_heads=num_heads, key_dim=key_dim, dropout=dropout, **kwargs)
+    _own_attributes = ("combine",)
+
+    def __init__(self, units, num_heads=4, key_dim=None, activation=None, dropout=0.0,
+                 modalities=DEFAULT_MODALITIES, **kwargs):
+        super().__init__(
+            units=units, num_heads=num_heads, key_dim=key_dim, dropout=dropout, modalities=modalities, **kwargs
+        )
         self.activation = check_activation(activation)
-        self.text_to_image_attention, self.text_to_image_norm = self._attention_layers("text_to_image")
-        self.image_to_text_attention, self.image_to_text_norm = self._attention_layers("image_to_text")
         self.combine = keras.layers.Dense(
             self.units, activation=self.activation, dtype=self.dtype_policy, name="combine"
         )
 
+    def _query_modalities(self):
+        return self.modalities[-1:] + self.modalities[:-1]
+
     def build(self, input_shape):
-        image_shape, text_shape = self._build_projections(input_shape)
-        self._build_direction(self.text_to_image_attention, self.text_to_image_norm, text_shape, image_shape)
-        self._build_direction(self.image_to_text_attention, self.image_to_text_norm, image_shape, text_shape)
-        self.combine.build((image_shape[0], 2 * self.units))
-        self.output_dropout.build((image_shape[0], self.units))
+        batch = self._build_attention(input_shape)
+        self.combine.build((batch, len(self.modalities) * self.units))
+        self.output_dropout.build((batch, self.units))
         self.built = True
 
     def call(self, inputs, mask=None, training=None, return_tokens=False):
-        image, text, image_mask, text_mask = self._project(inputs, mask)
-        attended_text = self._attend(
-            self.text_to_image_attention, self.text_to_image_norm, text, image, image_mask, training
-        )
-        if return_tokens:  # per-text-token fused features, e.g. for masked-token prediction
-            return attended_text
-        attended_image = self._attend(
-            self.image_to_text_attention, self.image_to_text_norm, image, text, text_mask, training
-        )
-        pooled = ops.concatenate(
-            [
-                masked_mean(attended_text, text_mask, dtype=self.compute_dtype),
-                masked_mean(attended_image, image_mask, dtype=self.compute_dtype),
-            ],
-            axis=-1,
-        )
-        return self.output_dropout(self.combine(pooled), training=training)
+        tokens, masks = self._project(inputs, mask)
+        queries = self._query_modalities()
+        attended = self._attend(queries[0], tokens, masks, training)
+        if return_tokens:  # per-token fused features of the last modality, e.g. for masked-token prediction
+            return attended
+        pooled = [masked_mean(attended, masks[queries[0]], dtype=self.compute_dtype)]
+        for m in queries[1:]:
+            pooled.append(masked_mean(self._attend(m, tokens, masks, training), masks[m], dtype=self.compute_dtype))
+        return self.output_dropout(self.combine(ops.concatenate(pooled, axis=-1)), training=training)
 
     def get_config(self):
         config = super().get_config()

@@ -1,16 +1,25 @@
 """Shared pieces of the fusion layers: argument checks, input/mask unpacking, a masked mean.
 
-A fusion layer takes `inputs = [image_features, text_features]`, each either pooled `(batch, dim)` or tokens
-`(batch, steps, dim)`, and an optional `mask = [image_mask, text_mask]` (each None or a boolean
-`(batch, steps)` tensor). It returns `(batch, units)`.
+A fusion layer is built for a list of named modalities (`modalities`, default `("image", "text")`) and takes
+`inputs = [features_1, ..., features_N]`, one entry per modality in that order, each either pooled
+`(batch, dim)` or tokens `(batch, steps, dim)`, and an optional `mask = [mask_1, ..., mask_N]` (each None, meaning
+every step is valid, or a boolean `(batch, steps)` tensor; pooled inputs carry no mask). It returns
+`(batch, units)`.
+
+Sublayers and weights that belong to one modality are stored under attributes named after it
+(`f"{modality}_dense"`, ...), because Keras' `.keras` format addresses weights by attribute path: with the
+default modalities the paths are `image_*` / `text_*`, whatever the number of modalities a family supports.
 """
 
 import numbers
+import re
 
 import keras
 from keras import ops
 
-MODALITIES = ("image_features", "text_features")
+DEFAULT_MODALITIES = ("image", "text")
+
+_MODALITY_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 
 
 # === Argument checks ===
@@ -41,6 +50,28 @@ def check_activation(value, name="activation"):
         ) from e
 
 
+def check_modalities(value, layer_name, max_inputs=None):
+    """Checks `value` is a list/tuple of >= 2 distinct lowercase identifiers (at most `max_inputs`); returns a
+    tuple. They become parts of attribute and layer names, hence the restricted spelling."""
+    if (
+        isinstance(value, str)
+        or not isinstance(value, (list, tuple))
+        or len(value) < 2
+        or not all(isinstance(m, str) and _MODALITY_NAME.match(m) for m in value)
+        or len(set(value)) != len(value)
+    ):
+        raise ValueError(
+            f"{layer_name} expects `modalities` to be a list of two or more distinct lowercase names (letters, "
+            f"digits and underscores, starting with a letter), e.g. ['image', 'text']. Received: modalities={value!r}"
+        )
+    if max_inputs is not None and len(value) > max_inputs:
+        raise ValueError(
+            f"{layer_name} takes exactly {max_inputs} inputs (the family is only defined for {max_inputs}); use a "
+            f"fusion that accepts any number for {len(value)} inputs. Received: modalities={list(value)!r}"
+        )
+    return tuple(value)
+
+
 # === Inputs, shapes, masks ===
 
 
@@ -48,58 +79,66 @@ def _is_shape(shape):
     return isinstance(shape, (list, tuple)) and all(d is None or isinstance(d, int) for d in shape)
 
 
-def unpack_shapes(input_shape, layer_name, requires_tokens=False):
-    """Checks `input_shape` is a pair of rank-2/3 shapes with a known feature size; returns two tuples."""
+def _expected_inputs(layer_name, modalities, max_inputs):
+    """The part of an error message that says what a layer takes: one entry per modality, in order."""
+    only = f" ({layer_name} takes exactly {max_inputs} inputs)" if max_inputs is not None else ""
+    return (
+        f"{layer_name} was built for modalities {list(modalities)!r} and expects `inputs` to be a list or tuple of "
+        f"{len(modalities)} tensors, one per modality in that order{only}"
+    )
+
+
+def unpack_shapes(input_shape, layer_name, modalities=DEFAULT_MODALITIES, requires_tokens=False, max_inputs=None):
+    """Checks `input_shape` is one rank-2/3 shape with a known feature size per modality; returns a tuple of
+    tuples."""
     if (
         not isinstance(input_shape, (list, tuple))
-        or len(input_shape) != 2
+        or len(input_shape) != len(modalities)
         or not all(_is_shape(s) for s in input_shape)
     ):
         raise ValueError(
-            f"{layer_name} expects `inputs` to be a list or tuple of two tensors "
-            f"[image_features, text_features]. Received: inputs with shape {input_shape}"
+            f"{_expected_inputs(layer_name, modalities, max_inputs)}. Received: inputs with shape {input_shape}"
         )
     shapes = tuple(tuple(s) for s in input_shape)
-    for name, shape in zip(MODALITIES, shapes):
+    for name, shape in zip(modalities, shapes):
         if len(shape) not in (2, 3):
             raise ValueError(
                 f"{layer_name} expects each input to be pooled (batch, dim) or tokens (batch, steps, dim). "
-                f"Received: {name} with shape {shape}"
+                f"Received: {name}_features with shape {shape}"
             )
         if requires_tokens and len(shape) != 3:
             raise ValueError(
                 f"{layer_name} attends over steps, so it requires token features of shape (batch, steps, dim) "
-                f"for both modalities; keep the tokens (e.g. `return_sequences=True`, no global pooling) or "
-                f"use a fusion that accepts pooled vectors. Received: {name} with shape {shape}"
+                f"for every modality; keep the tokens (e.g. `return_sequences=True`, no global pooling) or "
+                f"use a fusion that accepts pooled vectors. Received: {name}_features with shape {shape}"
             )
         if shape[-1] is None:
             raise ValueError(
                 f"{layer_name} needs the last (feature) dimension of each input to be known. "
-                f"Received: {name} with shape {shape}"
+                f"Received: {name}_features with shape {shape}"
             )
     return shapes
 
 
-def unpack_inputs(inputs, layer_name):
-    if not isinstance(inputs, (list, tuple)) or len(inputs) != 2:
+def unpack_inputs(inputs, layer_name, modalities=DEFAULT_MODALITIES, max_inputs=None):
+    """Checks `inputs` is a list/tuple with one tensor per modality; returns it as a list."""
+    if not isinstance(inputs, (list, tuple)) or len(inputs) != len(modalities):
         received = f"a {type(inputs).__name__}" if not isinstance(inputs, (list, tuple)) else f"{len(inputs)} items"
-        raise ValueError(
-            f"{layer_name} expects `inputs` to be a list or tuple of two tensors "
-            f"[image_features, text_features]. Received: inputs={received}"
-        )
-    return inputs[0], inputs[1]
+        raise ValueError(f"{_expected_inputs(layer_name, modalities, max_inputs)}. Received: inputs={received}")
+    return list(inputs)
 
 
-def unpack_mask(mask, layer_name):
-    """`mask` is None or a pair [image_mask, text_mask]; returns a pair (entries may be None)."""
+def unpack_mask(mask, layer_name, modalities=DEFAULT_MODALITIES):
+    """`mask` is None or one entry per modality; returns a list (entries may be None)."""
     if mask is None:
-        return None, None
-    if not isinstance(mask, (list, tuple)) or len(mask) != 2:
+        return [None] * len(modalities)
+    if not isinstance(mask, (list, tuple)) or len(mask) != len(modalities):
         raise ValueError(
-            f"{layer_name} expects `mask` to be None or a list or tuple of two masks "
-            f"[image_mask, text_mask] (each None or a boolean (batch, steps) tensor). Received: mask={mask!r}"
+            f"{layer_name} was built for modalities {list(modalities)!r} and expects `mask` to be None or a list or "
+            f"tuple of {len(modalities)} masks, one per modality (each None or a boolean (batch, steps) tensor). "
+            f"Received: mask={mask!r}"
         )
-    return mask[0], mask[1]
+    return list(mask)
 
 
 def token_mask(x, mask):
@@ -134,31 +173,64 @@ def masked_mean(x, mask=None, dtype=None):
 
 
 class FusionLayer(keras.layers.Layer):
-    """Base class: holds `units`/`dropout`, input checks, pooling of token inputs, output shape.
+    """Base class: holds `units`/`dropout`/`modalities`, input checks, pooling of token inputs, output shape.
 
-    Subclasses set `requires_tokens`, create their sublayers in `__init__`, build them in `build(input_shape)`
-    and compute `(batch, units)` in `call`. Not registered itself: only concrete fusions are.
+    Class attributes a model builder can read before building anything:
+    `requires_tokens` (every input must be tokens `(batch, steps, dim)`) and `max_inputs` (None: any number
+    N >= 2 of modalities; an integer: the family is only defined for that many).
+
+    Subclasses create their sublayers in `__init__` (per-modality ones under attributes named after the
+    modality, checked with `_check_modality_attributes`), build them in `build(input_shape)` and compute
+    `(batch, units)` in `call`. Not registered itself: only concrete fusions are.
     """
 
     requires_tokens = False
+    max_inputs = None
+    # Attributes a subclass sets besides its per-modality ones; a modality name must not produce one of them.
+    _own_attributes = ()
 
-    def __init__(self, units, dropout=0.0, **kwargs):
+    def __init__(self, units, dropout=0.0, modalities=DEFAULT_MODALITIES, **kwargs):
         super().__init__(**kwargs)
         self.units = check_positive_int(units, "units")
         self.dropout = check_rate(dropout, "dropout")
+        self.modalities = check_modalities(modalities, type(self).__name__, self.max_inputs)
         self.supports_masking = True
         self.output_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name="output_dropout")
 
+    def _check_modality_attributes(self, attributes):
+        """Checks that the attribute names derived from the modality names are distinct and free, so that no
+        modality name can shadow another sublayer, weight or method of the layer."""
+        seen = set()
+        for attribute in attributes:
+            if (
+                attribute in seen
+                or attribute in self._own_attributes
+                or hasattr(type(self), attribute)
+                or attribute in self.__dict__
+            ):
+                raise ValueError(
+                    f"{type(self).__name__} stores per-modality sublayers under names made from the modality names, "
+                    f"and `{attribute}` would collide with another attribute of the layer; rename that modality. "
+                    f"Received: modalities={list(self.modalities)!r}"
+                )
+            seen.add(attribute)
+
+    def _per_modality(self, suffix):
+        """The sublayers (or weights) stored as `f"{modality}_{suffix}"`, in modality order."""
+        return [getattr(self, f"{m}_{suffix}") for m in self.modalities]
+
     def _shapes(self, input_shape):
-        return unpack_shapes(input_shape, type(self).__name__, self.requires_tokens)
+        return unpack_shapes(
+            input_shape, type(self).__name__, self.modalities, self.requires_tokens, self.max_inputs
+        )
 
     def _unpack(self, inputs, mask):
-        """Returns (image, text, image_mask, text_mask); masks are dropped for pooled (rank 2) inputs."""
+        """Returns (features, masks), lists in modality order; masks are None for pooled (rank 2) inputs."""
         name = type(self).__name__
-        image, text = unpack_inputs(inputs, name)
-        unpack_shapes([tuple(image.shape), tuple(text.shape)], name, self.requires_tokens)
-        image_mask, text_mask = unpack_mask(mask, name)
-        return image, text, token_mask(image, image_mask), token_mask(text, text_mask)
+        features = unpack_inputs(inputs, name, self.modalities, self.max_inputs)
+        self._shapes([tuple(x.shape) for x in features])
+        masks = unpack_mask(mask, name, self.modalities)
+        return features, [token_mask(x, m) for x, m in zip(features, masks)]
 
     def _pool(self, x, mask):
         """Pooled features: `x` itself if it is (batch, dim), else its masked mean over steps."""
@@ -166,14 +238,19 @@ class FusionLayer(keras.layers.Layer):
             return x
         return masked_mean(x, mask, dtype=self.compute_dtype)
 
+    def _pooled(self, inputs, mask):
+        """Every input pooled to (batch, dim), in modality order."""
+        features, masks = self._unpack(inputs, mask)
+        return [self._pool(x, m) for x, m in zip(features, masks)]
+
     def compute_output_shape(self, input_shape):
-        image_shape, _ = self._shapes(input_shape)
-        return (image_shape[0], self.units)
+        shapes = self._shapes(input_shape)
+        return (shapes[0][0], self.units)
 
     def compute_mask(self, inputs, mask=None):
         return None
 
     def get_config(self):
         config = super().get_config()
-        config.update({"units": self.units, "dropout": self.dropout})
+        config.update({"units": self.units, "dropout": self.dropout, "modalities": list(self.modalities)})
         return config

@@ -1,14 +1,14 @@
-"""Concatenation fusion: Dense(activation) over [image; text]."""
+"""Concatenation fusion: Dense(activation) over the concatenation of every modality's features."""
 
 import keras
 from keras import ops
 
-from mmzoo.fusion.base import FusionLayer, check_activation
+from mmzoo.fusion.base import DEFAULT_MODALITIES, FusionLayer, check_activation
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
 class ConcatFusion(FusionLayer):
-    """`out = dropout(activation(W [x_image; x_text] + b))`.
+    """`out = dropout(activation(W [x_1; ...; x_N] + b))`, for any number N >= 2 of modalities.
 
     Token inputs `(batch, steps, dim)` are first reduced with a mask-aware mean over steps.
 
@@ -16,12 +16,15 @@ class ConcatFusion(FusionLayer):
         units: output width.
         activation: activation of the projection (default "relu").
         dropout: dropout rate on the output.
+        modalities: names of the inputs, in the order `inputs` lists them (default `("image", "text")`).
     """
 
     requires_tokens = False
+    max_inputs = None
+    _own_attributes = ("dense",)
 
-    def __init__(self, units, activation="relu", dropout=0.0, **kwargs):
-        super().__init__(units=units, dropout=dropout, **kwargs)
+    def __init__(self, units, activation="relu", dropout=0.0, modalities=DEFAULT_MODALITIES, **kwargs):
+        super().__init__(units=units, dropout=dropout, modalities=modalities, **kwargs)
         self.activation = check_activation(activation)
         # === Layers ===
         self.dense = keras.layers.Dense(
@@ -29,14 +32,14 @@ class ConcatFusion(FusionLayer):
         )
 
     def build(self, input_shape):
-        image_shape, text_shape = self._shapes(input_shape)
-        self.dense.build((image_shape[0], image_shape[-1] + text_shape[-1]))
-        self.output_dropout.build((image_shape[0], self.units))
+        shapes = self._shapes(input_shape)
+        batch = shapes[0][0]
+        self.dense.build((batch, sum(shape[-1] for shape in shapes)))
+        self.output_dropout.build((batch, self.units))
         self.built = True
 
     def call(self, inputs, mask=None, training=None):
-        image, text, image_mask, text_mask = self._unpack(inputs, mask)
-        fused = ops.concatenate([self._pool(image, image_mask), self._pool(text, text_mask)], axis=-1)
+        fused = ops.concatenate(self._pooled(inputs, mask), axis=-1)
         return self.output_dropout(self.dense(fused), training=training)
 
     def get_config(self):

@@ -1,30 +1,33 @@
-"""Element-wise fusions: project both modalities to `units`, then add or multiply."""
+"""Element-wise fusions: project every modality to `units`, then add or multiply."""
 
 import keras
 
-from mmzoo.fusion.base import FusionLayer, check_activation
+from mmzoo.fusion.base import DEFAULT_MODALITIES, FusionLayer, check_activation
 
 
 class _ElementwiseFusion(FusionLayer):
     requires_tokens = False
+    max_inputs = None
 
-    def __init__(self, units, activation, dropout=0.0, **kwargs):
-        super().__init__(units=units, dropout=dropout, **kwargs)
+    def __init__(self, units, activation, dropout=0.0, modalities=DEFAULT_MODALITIES, **kwargs):
+        super().__init__(units=units, dropout=dropout, modalities=modalities, **kwargs)
         self.activation = check_activation(activation)
         # === Layers ===
-        self.image_dense = keras.layers.Dense(self.units, dtype=self.dtype_policy, name="image_dense")
-        self.text_dense = keras.layers.Dense(self.units, dtype=self.dtype_policy, name="text_dense")
+        self._check_modality_attributes([f"{m}_dense" for m in self.modalities])
+        for m in self.modalities:
+            setattr(self, f"{m}_dense", keras.layers.Dense(self.units, dtype=self.dtype_policy, name=f"{m}_dense"))
 
     def build(self, input_shape):
-        image_shape, text_shape = self._shapes(input_shape)
-        self.image_dense.build((image_shape[0], image_shape[-1]))
-        self.text_dense.build((text_shape[0], text_shape[-1]))
-        self.output_dropout.build((image_shape[0], self.units))
+        shapes = self._shapes(input_shape)
+        for dense, shape in zip(self._per_modality("dense"), shapes):
+            dense.build((shape[0], shape[-1]))
+        self.output_dropout.build((shapes[0][0], self.units))
         self.built = True
 
     def _projections(self, inputs, mask):
-        image, text, image_mask, text_mask = self._unpack(inputs, mask)
-        return self.image_dense(self._pool(image, image_mask)), self.text_dense(self._pool(text, text_mask))
+        """`W_m x_m + b_m` for every modality, in order."""
+        pooled = self._pooled(inputs, mask)
+        return [dense(x) for dense, x in zip(self._per_modality("dense"), pooled)]
 
     def get_config(self):
         config = super().get_config()
@@ -34,7 +37,7 @@ class _ElementwiseFusion(FusionLayer):
 
 @keras.saving.register_keras_serializable(package="mmzoo")
 class SumFusion(_ElementwiseFusion):
-    """`out = dropout(activation(W_i x_image + W_t x_text + b))`.
+    """`out = dropout(activation(sum_m (W_m x_m + b_m)))`, for any number N >= 2 of modalities.
 
     Token inputs are first reduced with a mask-aware mean over steps.
 
@@ -42,19 +45,23 @@ class SumFusion(_ElementwiseFusion):
         units: output width.
         activation: applied to the sum (default "relu").
         dropout: dropout rate on the output.
+        modalities: names of the inputs, in the order `inputs` lists them (default `("image", "text")`).
     """
 
-    def __init__(self, units, activation="relu", dropout=0.0, **kwargs):
-        super().__init__(units=units, activation=activation, dropout=dropout, **kwargs)
+    def __init__(self, units, activation="relu", dropout=0.0, modalities=DEFAULT_MODALITIES, **kwargs):
+        super().__init__(units=units, activation=activation, dropout=dropout, modalities=modalities, **kwargs)
 
     def call(self, inputs, mask=None, training=None):
-        h_image, h_text = self._projections(inputs, mask)
-        return self.output_dropout(self.activation(h_image + h_text), training=training)
+        projections = self._projections(inputs, mask)
+        total = projections[0]
+        for h in projections[1:]:
+            total = total + h
+        return self.output_dropout(self.activation(total), training=training)
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
 class ProductFusion(_ElementwiseFusion):
-    """`out = dropout(activation(W_i x_image + b_i) * activation(W_t x_text + b_t))` (Hadamard product).
+    """`out = dropout(prod_m activation(W_m x_m + b_m))` (Hadamard product), for any number N >= 2 of modalities.
 
     Token inputs are first reduced with a mask-aware mean over steps.
 
@@ -62,11 +69,15 @@ class ProductFusion(_ElementwiseFusion):
         units: output width.
         activation: applied to each projection before the product (default "tanh", as in the VQA baseline).
         dropout: dropout rate on the output.
+        modalities: names of the inputs, in the order `inputs` lists them (default `("image", "text")`).
     """
 
-    def __init__(self, units, activation="tanh", dropout=0.0, **kwargs):
-        super().__init__(units=units, activation=activation, dropout=dropout, **kwargs)
+    def __init__(self, units, activation="tanh", dropout=0.0, modalities=DEFAULT_MODALITIES, **kwargs):
+        super().__init__(units=units, activation=activation, dropout=dropout, modalities=modalities, **kwargs)
 
     def call(self, inputs, mask=None, training=None):
-        h_image, h_text = self._projections(inputs, mask)
-        return self.output_dropout(self.activation(h_image) * self.activation(h_text), training=training)
+        projections = self._projections(inputs, mask)
+        product = self.activation(projections[0])
+        for h in projections[1:]:
+            product = product * self.activation(h)
+        return self.output_dropout(product, training=training)

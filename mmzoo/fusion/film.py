@@ -5,16 +5,17 @@ import math
 import keras
 from keras import ops
 
-from mmzoo.fusion.base import FusionLayer, check_positive_int, masked_mean, zero_padding
+from mmzoo.fusion.base import DEFAULT_MODALITIES, FusionLayer, check_positive_int, masked_mean, zero_padding
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
 class FiLMFusion(FusionLayer):
     """Feature-wise linear modulation (Perez et al., 2018) of image tokens by the text, then pooling.
 
-    Both inputs must be tokens `(batch, steps, dim)`. With `kernel_size > 1` the image tokens must come from a
-    square grid (`steps = g * g`, row-major, as the image towers' `output="tokens"` give) and carry no mask; with
-    the default `kernel_size=1` every block works per token, on any number of (masked) tokens.
+    FiLM is only defined for two inputs, image tokens then text tokens (`max_inputs = 2`; `modalities` may
+    rename them). Both inputs must be tokens `(batch, steps, dim)`. With `kernel_size > 1` the image tokens must
+    come from a square grid (`steps = g * g`, row-major, as the image towers' `output="tokens"` give) and carry
+    no mask; with the default `kernel_size=1` every block works per token, on any number of (masked) tokens.
     The text tokens are mean-pooled over valid steps into `q`. The image tokens are projected to `units` and go
     through `num_blocks` residual blocks
 
@@ -29,12 +30,14 @@ class FiLMFusion(FusionLayer):
         num_blocks: FiLM residual blocks.
         kernel_size: spatial size of each block's second convolution on the token grid (default 1: per token).
         dropout: dropout rate on the output.
+        modalities: names of the two inputs, the image tokens first (default `("image", "text")`).
     """
 
     requires_tokens = True
+    max_inputs = 2
 
-    def __init__(self, units, num_blocks=2, kernel_size=1, dropout=0.0, **kwargs):
-        super().__init__(units=units, dropout=dropout, **kwargs)
+    def __init__(self, units, num_blocks=2, kernel_size=1, dropout=0.0, modalities=DEFAULT_MODALITIES, **kwargs):
+        super().__init__(units=units, dropout=dropout, modalities=modalities, **kwargs)
         self.num_blocks = check_positive_int(num_blocks, "num_blocks")
         self.kernel_size = check_positive_int(kernel_size, "kernel_size")
         # === Layers ===
@@ -78,7 +81,7 @@ class FiLMFusion(FusionLayer):
         self.built = True
 
     def call(self, inputs, mask=None, training=None):
-        image, text, image_mask, text_mask = self._unpack(inputs, mask)
+        (image, text), (image_mask, text_mask) = self._unpack(inputs, mask)
         if image_mask is not None and self.kernel_size > 1:
             raise ValueError(
                 f"FiLMFusion with kernel_size={self.kernel_size} convolves over the image token grid, so the image "

@@ -6,7 +6,7 @@ import numbers
 import keras
 from keras import ops
 
-from mmzoo.fusion.base import FusionLayer, check_positive_int, masked_mean, zero_padding
+from mmzoo.fusion.base import DEFAULT_MODALITIES, FusionLayer, check_positive_int, masked_mean, zero_padding
 
 
 def _skip_padded_words(scores, text_mask):
@@ -21,11 +21,13 @@ def _skip_padded_words(scores, text_mask):
 class GlimpseFusion(FusionLayer):
     """Question-guided attention over image tokens with several glimpses (as in stacked-attention and MCB VQA).
 
-    Both inputs must be tokens `(batch, steps, dim)`. The text tokens are mean-pooled (valid steps only) into `q`,
-    and each glimpse reads the words it needs: `w_g = sum_t softmax_t(<u_g, h_t> + b_gt) h_t` over the valid text
-    tokens `h_t`, with a learned bias `b_gt` per glimpse and word position (up to `max_text_steps`), so that one
-    glimpse can take the first object named and another the second. Glimpse `g` scores every image token `i` against a query made from those
-    reads, `s_gi = <W_k x_i, (W_q [w_1..w_G])_g> / sqrt(key_dim)`, and returns:
+    Glimpses are only defined for two inputs, image tokens then text tokens (`max_inputs = 2`; `modalities` may
+    rename them). Both inputs must be tokens `(batch, steps, dim)`. The text tokens are mean-pooled (valid steps
+    only) into `q`, and each glimpse reads the words it needs: `w_g = sum_t softmax_t(<u_g, h_t> + b_gt) h_t`
+    over the valid text tokens `h_t`, with a learned bias `b_gt` per glimpse and word position (up to
+    `max_text_steps`), so that one glimpse can take the first object named and another the second. Glimpse `g`
+    scores every image token `i` against a query made from those reads,
+    `s_gi = <W_k x_i, (W_q [w_1..w_G])_g> / sqrt(key_dim)`, and returns:
 
     - `read_g = sum_i softmax_i(s_g) W_v x_i`: the features of what it found ("what colour is the circle");
     - `count_g = sum_i sigmoid(s_gi + b)`: how many tokens match — softmax attention cannot count, a sum of
@@ -61,13 +63,15 @@ class GlimpseFusion(FusionLayer):
             swamps the output projection and made training collapse on some seeds (docs/cli.md).
         relation_heads: number of word-order relation heads (0: none; needs `grid_positions=True`).
         dropout: dropout rate on the output.
+        modalities: names of the two inputs, the image tokens first (default `("image", "text")`).
     """
 
     requires_tokens = True
+    max_inputs = 2
 
     def __init__(self, units, num_glimpses=2, key_dim=None, grid_positions=False, max_text_steps=64, gate_bias=-4.0,
-                 relation_heads=0, dropout=0.0, **kwargs):
-        super().__init__(units=units, dropout=dropout, **kwargs)
+                 relation_heads=0, dropout=0.0, modalities=DEFAULT_MODALITIES, **kwargs):
+        super().__init__(units=units, dropout=dropout, modalities=modalities, **kwargs)
         self.num_glimpses = check_positive_int(num_glimpses, "num_glimpses")
         self.key_dim = check_positive_int(key_dim if key_dim is not None else self.units, "key_dim")
         if not isinstance(grid_positions, bool):
@@ -115,8 +119,8 @@ class GlimpseFusion(FusionLayer):
         self.values.build(image_shape)
         self.word_scores.build(text_shape)
         if text_shape[1] is not None and text_shape[1] > self.max_text_steps:
-            raise ValueError(f"GlimpseFusion(max_text_steps={self.max_text_steps}) got longer text; raise `max_text_steps`. "
-                             f"Received: text_features with {text_shape[1]} steps")
+            raise ValueError(f"GlimpseFusion(max_text_steps={self.max_text_steps}) got longer text; raise "
+                             f"`max_text_steps`. Received: {self.modalities[1]}_features with {text_shape[1]} steps")
         self.word_position_bias = self.add_weight(
             shape=(self.max_text_steps, self.num_glimpses), initializer="zeros", name="word_position_bias")
         if not self.relation_heads:
@@ -139,15 +143,15 @@ class GlimpseFusion(FusionLayer):
         `attention` and `gates` (batch, glimpses, image steps), `read` (batch, glimpses, key_dim), `count` and
         `peak` (batch, glimpses), `where` (batch, glimpses, 2: column, row) when the tokens form a grid, and
         `relation` (batch, relation_heads, 2) with relation heads."""
-        image, text, image_mask, text_mask = self._unpack(inputs, mask)
+        (image, text), (image_mask, text_mask) = self._unpack(inputs, mask)
         image = zero_padding(image, image_mask, self.compute_dtype)
         text = zero_padding(text, text_mask, self.compute_dtype)  # a row of padding only reads zeros
         keys, values = self.keys(image), self.values(image)  # (batch, steps, key_dim)
         word_scores = self.word_scores(text)  # (batch, text steps, glimpses)
         steps = text.shape[1]
         if steps is not None and steps > self.max_text_steps:
-            raise ValueError(f"GlimpseFusion(max_text_steps={self.max_text_steps}) got longer text; raise `max_text_steps`. "
-                             f"Received: text_features with {steps} steps")
+            raise ValueError(f"GlimpseFusion(max_text_steps={self.max_text_steps}) got longer text; raise "
+                             f"`max_text_steps`. Received: {self.modalities[1]}_features with {steps} steps")
         bias = self.word_position_bias[: ops.shape(text)[1]]  # (text steps, glimpses)
         word_scores = word_scores + ops.cast(bias, word_scores.dtype)
         word_scores = _skip_padded_words(word_scores, text_mask)
@@ -206,7 +210,7 @@ class GlimpseFusion(FusionLayer):
         return ops.einsum("btr,btc->brc", signed, word_where) / ops.expand_dims(pairs, -1)
 
     def call(self, inputs, mask=None, training=None):
-        _, text, _, text_mask = self._unpack(inputs, mask)
+        (_, text), (_, text_mask) = self._unpack(inputs, mask)
         seen = self.look(inputs, mask)
         parts = [
             masked_mean(text, text_mask, dtype=self.compute_dtype),

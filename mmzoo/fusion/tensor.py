@@ -3,7 +3,10 @@
 import keras
 from keras import ops
 
-from mmzoo.fusion.base import FusionLayer, check_activation, check_positive_int
+from mmzoo.fusion.base import DEFAULT_MODALITIES, FusionLayer, check_activation, check_positive_int
+
+# Largest outer product TensorFusion forms: its output layer alone has `units` times as many weights.
+MAX_TENSOR_FEATURES = 2**20
 
 
 def _append_one(x):
@@ -14,9 +17,11 @@ def _append_one(x):
 @keras.saving.register_keras_serializable(package="mmzoo")
 class TensorFusion(FusionLayer):
     """Tensor Fusion Network: `h_m = activation(W_m x_m)` of width `projection_dim` for each modality,
-    `z = flatten([h_i; 1] ⊗ [h_t; 1])` (all unimodal and bimodal terms), `out = dropout(activation(W z + b))`.
+    `z = flatten([h_1; 1] ⊗ [h_2; 1] ⊗ ... ⊗ [h_N; 1])` (every unimodal, bimodal, ..., N-modal term),
+    `out = dropout(activation(W z + b))`.
 
-    The outer product has `(projection_dim + 1) ** 2` features, hence the small projection first.
+    The outer product has `(projection_dim + 1) ** N` features, hence the small projection first; more than
+    `MAX_TENSOR_FEATURES` (2**20) is refused at construction (use `LowRankFusion` for many modalities).
     Token inputs are first reduced with a mask-aware mean over steps.
 
     Args:
@@ -24,38 +29,54 @@ class TensorFusion(FusionLayer):
         projection_dim: width of each modality before the outer product (default 16).
         activation: activation of the projections and of the output layer (default "relu").
         dropout: dropout rate on the output.
+        modalities: names of the inputs, in the order `inputs` lists them (default `("image", "text")`).
     """
 
     requires_tokens = False
+    max_inputs = None
+    _own_attributes = ("dense",)
 
-    def __init__(self, units, projection_dim=16, activation="relu", dropout=0.0, **kwargs):
-        super().__init__(units=units, dropout=dropout, **kwargs)
+    def __init__(self, units, projection_dim=16, activation="relu", dropout=0.0, modalities=DEFAULT_MODALITIES,
+                 **kwargs):
+        super().__init__(units=units, dropout=dropout, modalities=modalities, **kwargs)
         self.projection_dim = check_positive_int(projection_dim, "projection_dim")
         self.activation = check_activation(activation)
+        self._features = (self.projection_dim + 1) ** len(self.modalities)
+        if self._features > MAX_TENSOR_FEATURES:
+            raise ValueError(
+                f"TensorFusion's outer product of {len(self.modalities)} modalities would have "
+                f"({self.projection_dim} + 1) ** {len(self.modalities)} = {self._features} features, more than "
+                f"{MAX_TENSOR_FEATURES}; lower `projection_dim` or use LowRankFusion. "
+                f"Received: projection_dim={projection_dim!r}, modalities={list(self.modalities)!r}"
+            )
         # === Layers ===
-        self.image_projection = keras.layers.Dense(
-            self.projection_dim, activation=self.activation, dtype=self.dtype_policy, name="image_projection"
-        )
-        self.text_projection = keras.layers.Dense(
-            self.projection_dim, activation=self.activation, dtype=self.dtype_policy, name="text_projection"
-        )
+        self._check_modality_attributes([f"{m}_projection" for m in self.modalities])
+        for m in self.modalities:
+            setattr(
+                self,
+                f"{m}_projection",
+                keras.layers.Dense(
+                    self.projection_dim, activation=self.activation, dtype=self.dtype_policy, name=f"{m}_projection"
+                ),
+            )
         self.dense = keras.layers.Dense(self.units, activation=self.activation, dtype=self.dtype_policy, name="dense")
 
     def build(self, input_shape):
-        image_shape, text_shape = self._shapes(input_shape)
-        batch = image_shape[0]
-        self.image_projection.build((batch, image_shape[-1]))
-        self.text_projection.build((batch, text_shape[-1]))
-        self.dense.build((batch, (self.projection_dim + 1) ** 2))
+        shapes = self._shapes(input_shape)
+        batch = shapes[0][0]
+        for projection, shape in zip(self._per_modality("projection"), shapes):
+            projection.build((batch, shape[-1]))
+        self.dense.build((batch, self._features))
         self.output_dropout.build((batch, self.units))
         self.built = True
 
     def call(self, inputs, mask=None, training=None):
-        image, text, image_mask, text_mask = self._unpack(inputs, mask)
-        h_image = _append_one(self.image_projection(self._pool(image, image_mask)))
-        h_text = _append_one(self.text_projection(self._pool(text, text_mask)))
-        outer = ops.einsum("bi,bj->bij", h_image, h_text)
-        fused = ops.reshape(outer, (-1, (self.projection_dim + 1) ** 2))
+        pooled = self._pooled(inputs, mask)
+        hidden = [_append_one(projection(x)) for projection, x in zip(self._per_modality("projection"), pooled)]
+        fused, width = hidden[0], self.projection_dim + 1
+        for h in hidden[1:]:  # row-major flattening of the outer product, one modality at a time
+            width *= self.projection_dim + 1
+            fused = ops.reshape(ops.einsum("bi,bj->bij", fused, h), (-1, width))
         return self.output_dropout(self.dense(fused), training=training)
 
     def get_config(self):
@@ -68,44 +89,50 @@ class TensorFusion(FusionLayer):
 
 @keras.saving.register_keras_serializable(package="mmzoo")
 class LowRankFusion(FusionLayer):
-    """Low-rank Multimodal Fusion (Liu et al., 2018).
+    """Low-rank Multimodal Fusion (Liu et al., 2018), for any number N >= 2 of modalities.
 
     With modality-specific factors `W_m^(r)` of shape `(dim_m + 1, units)` for `r = 1..rank`:
-    `out = dropout(sum_r w_r * (([x_i; 1] W_i^(r)) * ([x_t; 1] W_t^(r))) + b)`,
-    the tensor-fusion product computed without forming the outer product.
+    `out = dropout(sum_r w_r * prod_m ([x_m; 1] W_m^(r)) + b)`,
+    the tensor-fusion product computed without forming the outer product, so its size grows linearly with N.
+    The factors are stored as `f"{modality}_factor"`, created in modality order before `rank_weights` and `bias`.
     Token inputs are first reduced with a mask-aware mean over steps.
 
     Args:
         units: output width.
         rank: number of rank-one factors per modality (default 4).
         dropout: dropout rate on the output.
+        modalities: names of the inputs, in the order `inputs` lists them (default `("image", "text")`).
     """
 
     requires_tokens = False
+    max_inputs = None
+    _own_attributes = ("rank_weights", "bias")
 
-    def __init__(self, units, rank=4, dropout=0.0, **kwargs):
-        super().__init__(units=units, dropout=dropout, **kwargs)
+    def __init__(self, units, rank=4, dropout=0.0, modalities=DEFAULT_MODALITIES, **kwargs):
+        super().__init__(units=units, dropout=dropout, modalities=modalities, **kwargs)
         self.rank = check_positive_int(rank, "rank")
+        self._check_modality_attributes([f"{m}_factor" for m in self.modalities])
 
     def build(self, input_shape):
-        image_shape, text_shape = self._shapes(input_shape)
+        shapes = self._shapes(input_shape)
         # === Weights ===
-        self.image_factor = self.add_weight(
-            name="image_factor", shape=(self.rank, image_shape[-1] + 1, self.units), initializer="glorot_normal"
-        )
-        self.text_factor = self.add_weight(
-            name="text_factor", shape=(self.rank, text_shape[-1] + 1, self.units), initializer="glorot_normal"
-        )
+        for m, shape in zip(self.modalities, shapes):
+            factor = self.add_weight(
+                name=f"{m}_factor", shape=(self.rank, shape[-1] + 1, self.units), initializer="glorot_normal"
+            )
+            setattr(self, f"{m}_factor", factor)
         self.rank_weights = self.add_weight(name="rank_weights", shape=(self.rank,), initializer="ones")
         self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
-        self.output_dropout.build((image_shape[0], self.units))
+        self.output_dropout.build((shapes[0][0], self.units))
         self.built = True
 
     def call(self, inputs, mask=None, training=None):
-        image, text, image_mask, text_mask = self._unpack(inputs, mask)
-        z_image = ops.einsum("bd,rdu->bru", _append_one(self._pool(image, image_mask)), self.image_factor)
-        z_text = ops.einsum("bd,rdu->bru", _append_one(self._pool(text, text_mask)), self.text_factor)
-        fused = ops.einsum("bru,r->bu", z_image * z_text, self.rank_weights) + self.bias
+        pooled = self._pooled(inputs, mask)
+        product = None
+        for x, factor in zip(pooled, self._per_modality("factor")):
+            z = ops.einsum("bd,rdu->bru", _append_one(x), factor)
+            product = z if product is None else product * z
+        fused = ops.einsum("bru,r->bu", product, self.rank_weights) + self.bias
         return self.output_dropout(fused, training=training)
 
     def get_config(self):
