@@ -1,6 +1,8 @@
-"""mmzoo: a Keras 3 / TensorFlow model zoo for two-input image + text models.
+"""mmzoo: a Keras 3 / TensorFlow model zoo for multimodal models over any set of named image and text inputs.
 
     model = mmzoo.build_model("resnet50_lstm_attention", num_classes=13, vocabulary=vocab, image_size=224)
+    model = mmzoo.build_classifier(towers={"front": "small_cnn", "side": "small_cnn", "question": "gru"},
+                                   fusion="concat", num_classes=5, vocabulary=vocab, image_size=64)
     model.fit(dataset)                      # ({"image": uint8 pixels, "text": strings}, labels) -> logits
     mmzoo.export_model(model, "saved_models/vqa/1")
     mmzoo.load_exported("saved_models/vqa/1")({"image": images, "text": questions})
@@ -32,14 +34,18 @@ _PUBLIC = {
     "get_recipe": "mmzoo.recipes",
     "get_vectorizer": "mmzoo.classifier",
     "list_models": "mmzoo.recipes",
+    "list_towers": "mmzoo.towers",
+    "MultimodalClassifier": "mmzoo.classifier",
     "load_exported": "mmzoo.export",
     "load_model": "mmzoo.classifier",
     "register_recipe": "mmzoo.recipes",
+    "register_tower": "mmzoo.towers",
+    "train": "mmzoo.training",
 }
 
 # Submodules reachable as attributes without their own import: `mmzoo.trainers.Distiller`, `mmzoo.data.load`,
-# `mmzoo.optimizers.Adam`.
-_SUBPACKAGES = ("data", "optimizers", "trainers")
+# `mmzoo.optimizers.Adam`, `mmzoo.preprocessing.preprocess_dataset`, `mmzoo.towers.register_tower`.
+_SUBPACKAGES = ("data", "optimizers", "preprocessing", "towers", "trainers")
 
 __all__ = sorted(_PUBLIC)
 

@@ -282,8 +282,7 @@ def _joint_layer(fusion, units, options, names):
         # One input: a projection plays the fusion's part, so every classifier has an embedding of width
         # `units` in front of its head (what feature distillation matches).
         return keras.layers.Dense(units, activation="relu", name=FUSION_NAME)
-    extra = {} if names == ["image", "text"] else {"modalities": names}
-    return FUSIONS[fusion](units=units, name=FUSION_NAME, **extra, **(options or {}))
+    return FUSIONS[fusion](units=units, modalities=names, name=FUSION_NAME, **(options or {}))
 
 
 def _resolve_num_classes(num_classes, class_names):
