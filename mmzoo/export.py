@@ -340,7 +340,7 @@ class ExportedModel:
 
     def embed(self, key, values):
         """Embeddings from the `embed_<key>` signature of a dual-encoder export, e.g. `embed("text", ["a red
-        circle"])`; `key` may end in `_bytes` for encoded images. Returns float32 numpy [N, dim]."""
+        car"])`; `key` may end in `_bytes` for encoded images. Returns float32 numpy [N, dim]."""
         return self._run(f"{EMBED_PREFIX}{key}", {key: values})["embedding"]
 
     def embed_images(self, images):

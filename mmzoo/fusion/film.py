@@ -21,7 +21,7 @@ class FiLMFusion(FusionLayer):
 
         x = relu(conv1x1(x));  h = conv_k(x);  h = LayerNorm(h) * (1 + gamma_b(q)) + beta_b(q);  x = x + relu(h)
 
-    so the question decides, per channel, what each block keeps: "red", "circle", "left of the blue square".
+    so the question decides, per channel, what each block keeps: a colour, a kind of object, a relation to another object.
     `out = dropout(relu(W [max_steps(x); mean_steps(x); q] + b))`: max-pooling answers "is there",
     mean-pooling "how many" and "where" (with position channels in the tokens, e.g. the `coord_cnn` tower).
 

@@ -29,14 +29,14 @@ class GlimpseFusion(FusionLayer):
     scores every image token `i` against a query made from those reads,
     `s_gi = <W_k x_i, (W_q [w_1..w_G])_g> / sqrt(key_dim)`, and returns:
 
-    - `read_g = sum_i softmax_i(s_g) W_v x_i`: the features of what it found ("what colour is the circle");
+    - `read_g = sum_i softmax_i(s_g) W_v x_i`: the features of what it found ("what colour is the car");
     - `count_g = sum_i sigmoid(s_gi + b)`: how many tokens match — softmax attention cannot count, a sum of
       independent gates can (Zhang et al., 2018);
     - `peak_g = max_i sigmoid(s_gi + b)`: whether anything matches ("is there a ...");
     - with `grid_positions=True`, `where_g = sum_i softmax_i(s_g) p_i`: the attended column and row `p_i` in
       [-1, 1], for image tokens that form a square grid (`steps = g * g`, row-major, as the image towers'
-      `output="tokens"` give; no image mask). Two glimpses can then compare two objects ("is the red circle left
-      of the blue square") from four numbers rather than from position channels diluted in `read`.
+      `output="tokens"` give; no image mask). Two glimpses can then compare two objects ("is the cup left
+      of the plate") from four numbers rather than from position channels diluted in `read`.
 
     Pooled glimpses see the question as a bag of words: nothing tells them which object was named first, and in
     practice they do not learn to (position questions stay at chance, docs/cli.md). `relation_heads=R` adds
@@ -57,8 +57,8 @@ class GlimpseFusion(FusionLayer):
         key_dim: width of queries, keys and read values (default: `units`).
         grid_positions: also return where each glimpse looked (needs a square grid of image tokens).
         max_text_steps: the longest text (in tokens) the word-position bias covers.
-        gate_bias: initial value of the learned gate bias `b`, or None for no bias (models saved before it
-            existed). Negative, so that at initialisation few of the many image tokens count as a match: with
+        gate_bias: initial value of the learned gate bias `b`, or None for no bias weight at all. Negative, so
+            that at initialisation few of the many image tokens count as a match: with
             gates at 0.5 each glimpse's count starts near half the number of tokens (32 on an 8x8 grid), which
             swamps the output projection and made training collapse on some seeds (docs/cli.md).
         relation_heads: number of word-order relation heads (0: none; needs `grid_positions=True`).
