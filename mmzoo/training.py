@@ -297,14 +297,15 @@ def train(model, data, *, validation_data=None, test_data=None, train_split="tra
 
 
 def _make_strategy(strategy):
+    import tensorflow as tf  # importing runs nothing: a MultiWorkerMirroredStrategy can still be made after it
+
+    if not (strategy in distribute.STRATEGIES or isinstance(strategy, tf.distribute.Strategy)):
+        raise OptionError("strategy", strategy,
+                          f"expected one of {', '.join(distribute.STRATEGIES)} or a tf.distribute.Strategy")
     try:
         return distribute.make_strategy(strategy)
-    except ValueError as error:
-        message = str(error)
-        if message.startswith("`strategy` must be"):
-            raise OptionError("strategy", strategy, f"expected one of {', '.join(distribute.STRATEGIES)} or a "
-                              "tf.distribute.Strategy") from None
-        raise OptionError("strategy", strategy, message) from None
+    except ValueError as error:  # TF_CONFIG missing or malformed
+        raise OptionError("strategy", strategy, str(error)) from None
 
 
 class _Training:
