@@ -44,8 +44,9 @@ _PUBLIC = {
 }
 
 # Submodules reachable as attributes without their own import: `mmzoo.trainers.Distiller`, `mmzoo.data.load`,
-# `mmzoo.optimizers.Adam`, `mmzoo.preprocessing.preprocess_dataset`, `mmzoo.towers.register_tower`.
-_SUBPACKAGES = ("data", "optimizers", "preprocessing", "towers", "trainers")
+# `mmzoo.optimizers.Adam`, `mmzoo.preprocessing.preprocess_dataset`, `mmzoo.towers.register_tower`,
+# `mmzoo.distribute.make_strategy`.
+_SUBPACKAGES = ("data", "distribute", "optimizers", "preprocessing", "towers", "trainers")
 
 __all__ = sorted(_PUBLIC)
 

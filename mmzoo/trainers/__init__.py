@@ -8,7 +8,7 @@ from mmzoo.trainers.base import Trainer
 from mmzoo.trainers.contrastive import DualEncoder, build_dual_encoder, evaluate_retrieval, retrieval_recall
 from mmzoo.trainers.distill import Distiller
 from mmzoo.trainers.masked import MaskedPretrainer
-from mmzoo.trainers.objects import build_object_grid_model, grid_size
+from mmzoo.trainers.objects import build_object_grid_model, grid_size, pretrain_objects
 
 __all__ = [
     "Distiller",
@@ -19,5 +19,6 @@ __all__ = [
     "build_object_grid_model",
     "evaluate_retrieval",
     "grid_size",
+    "pretrain_objects",
     "retrieval_recall",
 ]
