@@ -8,6 +8,10 @@
     mmzoo evaluate --model runs/<recipe>/model.keras
     mmzoo export --model runs/<recipe>/model.keras --output saved_models/<name>
     mmzoo predict --model saved_models/<recipe> --image photo.png --text "what color is the circle?"
+    mmzoo train --dataset views.csv --image-column front,side --text-column question \\
+                --towers front=small_cnn,side=small_cnn,question=gru --recipe small_cnn_lstm_concat
+    mmzoo predict --model saved_models/small_cnn_lstm_concat --input front=f.png --input side=s.png \\
+                  --input question="what is on the table?"
 
 `mmzoo train` is `mmzoo.train` (mmzoo/training.py). It backs up the training state after every epoch: after an
 interruption (even `kill -9`) the same command continues from the last completed epoch. Bad arguments print one
@@ -23,7 +27,7 @@ import sys
 
 from mmzoo.distribute import STRATEGIES
 from mmzoo.run_files import CSV_LOG, KERAS_MODEL, OBJECT_WEIGHTS
-from mmzoo.training import AUTO_OBJECT_EPOCHS, SCHEDULES, OptionError, TrainingFailed
+from mmzoo.training import AUTO_OBJECT_EPOCHS, DEFAULT_COLUMNS, SCHEDULES, OptionError, TrainingFailed
 
 # The main job: what `mmzoo train` runs without arguments.
 DEFAULT_RECIPE = "coord_cnn_gru_glimpse"
@@ -41,7 +45,7 @@ EXAMPLE_QUESTION = "what color is the circle?"  # a question of DEFAULT_DATASET,
 
 # Library argument names whose flag is not the name with dashes.
 _FLAGS = {"data": "--dataset", "validation_data": "--val-data", "validation_split": "--val-split",
-          "export_dir": "--export", "model": "--recipe"}
+          "export_dir": "--export", "model": "--recipe", "model_options['towers']": "--towers"}
 
 
 class UsageError(ValueError):
@@ -89,6 +93,35 @@ def _fraction(flag, allow_zero=False, allow_one=False):
 
 def _choice(flag, choices):
     return _number(str, lambda v: v in choices, f"one of {', '.join(choices)}", flag)
+
+
+def _column_names(text):
+    """--image-column/--text-column: comma-separated column names; '' for none."""
+    names = [name.strip() for name in text.split(",")] if text.strip() else []
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected column names separated by commas, got {text!r}")
+    return names
+
+
+def _towers(text):
+    """--towers: NAME=TOWER,NAME=TOWER -> {name: tower}, in the order given (the order the fusion sees)."""
+    towers = {}
+    for item in text.split(","):
+        name, _, tower = (part.strip() for part in item.partition("="))
+        if not name or not tower:
+            raise argparse.ArgumentTypeError(f"expected NAME=TOWER pairs separated by commas, got {text!r}")
+        if name in towers:
+            raise argparse.ArgumentTypeError(f"input {name!r} is named twice in {text!r}")
+        towers[name] = tower
+    return towers
+
+
+def _named_value(text):
+    """--input NAME=VALUE -> (name, value); the value may itself hold '='."""
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), value
 
 
 # --- option groups shared by several commands (argparse parents; one new parser per command, so that each
@@ -192,7 +225,26 @@ def _add_train(commands):
                        help="after object pretraining, keep training the image tower with the rest instead of freezing it")
     train.add_argument("--init", default=None, metavar="MODEL.keras",
                        help="start from the towers and fusion of a model saved by `mmzoo pretrain` (same recipe; its vocabulary is used)")
+    _model_input_options(train)
     train.set_defaults(run=_train)
+
+
+def _model_input_options(train):
+    inputs = train.add_argument_group(
+        "inputs", "Which columns of a .csv/.jsonl --dataset the model reads, and a tower for each. One image and one "
+        "text column are the inputs 'image' and 'text' of a recipe; with several columns, or with --towers, each "
+        "input is named after its column.")
+    inputs.add_argument("--image-column", type=_column_names, default=None, metavar="COLUMNS",
+                        help="column(s) holding image paths, comma-separated; '' for none (default: image)")
+    inputs.add_argument("--text-column", type=_column_names, default=None, metavar="COLUMNS",
+                        help="column(s) holding texts, comma-separated; '' for none (default: text)")
+    inputs.add_argument("--towers", type=_towers, default=None, metavar="NAME=TOWER,...",
+                        help="one tower per input of the data, e.g. front=small_cnn,side=small_cnn,question=gru, "
+                        "instead of the recipe's image and text towers (the recipe still gives the fusion and widths; "
+                        "towers: mmzoo.list_towers())")
+    inputs.add_argument("--fusion", default=None,
+                        help="fusion joining the towers (default: the recipe's; none for a single tower); a fusion "
+                        "other than the recipe's leaves out the options the recipe sets for its own")
 
 
 def _add_evaluate(commands):
@@ -258,12 +310,16 @@ def _add_distill(commands):
 
 def _add_predict(commands):
     predict = commands.add_parser(
-        "predict", help="answer one image + text with an exported model; prints the label and its probability",
-        description="Run an exported SavedModel on one image file (JPEG, PNG, GIF or BMP) and one text. Prints "
-        "the predicted label and its probability, tab-separated.")
+        "predict", help="answer one example with an exported model; prints the label and its probability",
+        description="Run an exported SavedModel on one example: an image file (JPEG, PNG, GIF or BMP) for each "
+        "image input and a text for each text input. --image and --text feed the inputs named 'image' and 'text'; "
+        "--input NAME=VALUE feeds any input. Prints the predicted label and its probability, tab-separated.")
     predict.add_argument("--model", required=True, help="SavedModel version directory, or model directory (highest version)")
-    predict.add_argument("--image", required=True, help="image file (JPEG, PNG, GIF, BMP)")
-    predict.add_argument("--text", required=True, help="the text, e.g. a question")
+    predict.add_argument("--image", default=None, help="image file (JPEG, PNG, GIF, BMP) for the input 'image'")
+    predict.add_argument("--text", default=None, help="the text for the input 'text', e.g. a question")
+    predict.add_argument("--input", dest="inputs", action="append", type=_named_value, default=[], metavar="NAME=VALUE",
+                         help="an input by name: an image file for an image input, the text for a text input; "
+                         "once per input (e.g. --input front=front.png --input question='how many?')")
     predict.set_defaults(run=_predict)
 
 
@@ -288,9 +344,19 @@ def _one_line(error):
     """The error's message in one line; a library option named as its command-line flag."""
     if isinstance(error, OptionError):
         flag = _FLAGS.get(error.argument, "--" + error.argument.replace("_", "-"))
-        value = os.fspath(error.value) if isinstance(error.value, (str, os.PathLike)) else error.value
-        return " ".join(f"{flag} {value}: {error.expected}".split())
+        return " ".join(f"{flag} {_as_flag_value(error.value)}: {error.expected}".split())
     return " ".join(str(error).split()) or type(error).__name__
+
+
+def _as_flag_value(value):
+    """A library option's value as its flag takes it: a path as is, lists and dicts comma-separated."""
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    if isinstance(value, dict):
+        return ",".join(f"{key}={item}" for key, item in value.items())
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value)) or "''"
+    return value
 
 
 def _export_dir(args, default_name):
@@ -421,20 +487,56 @@ def _write_json(path, value):
 def _train(args):
     from mmzoo.training import train
 
+    model_options = {}
+    if args.towers is not None:
+        model_options["towers"] = args.towers
+    if args.fusion is not None:
+        model_options["fusion"] = None if args.fusion.lower() == "none" else args.fusion
     result = train(
         args.recipe, args.dataset, validation_data=args.val_data, test_data=args.test_data,
         train_split=args.train_split, validation_split=args.val_split, test_split=args.test_split,
-        data_dir=args.data_dir, epochs=args.epochs, batch_size=args.batch_size, image_size=args.image_size,
-        learning_rate=args.learning_rate, schedule=args.schedule, seed=args.seed, strategy=args.strategy,
-        object_epochs="auto" if args.object_epochs is None else args.object_epochs,
-        train_image_tower=args.train_image_tower, init=args.init,
+        data_dir=args.data_dir, **_columns(args), epochs=args.epochs, batch_size=args.batch_size,
+        image_size=args.image_size, learning_rate=args.learning_rate, schedule=args.schedule, seed=args.seed,
+        strategy=args.strategy, object_epochs="auto" if args.object_epochs is None else args.object_epochs,
+        train_image_tower=args.train_image_tower, init=args.init, model_options=model_options or None,
         output_dir=args.output_dir or os.path.join("runs", args.recipe),
         export_dir=_export_dir(args, args.recipe), verbose=args.verbose)
     if result.is_chief and result.paths["export"]:
         # A question the bundled data's models can answer; for other data, the user's own.
         text = EXAMPLE_QUESTION if args.dataset.split(":")[0] == DEFAULT_DATASET else "TEXT"
-        print(f'  try it          mmzoo predict --model {result.paths["export"]} --image IMAGE.png --text "{text}"')
+        example = _predict_example(result.model, text)
+        print(f'  try it          mmzoo predict --model {result.paths["export"]} {example}')
     return 0
+
+
+def _columns(args):
+    """image_column and text_column for mmzoo.train; none when neither flag is given (the library's defaults,
+    which TFDS data accepts too). With --towers every input is named after its column, one column or several."""
+    given = {"image_column": args.image_column, "text_column": args.text_column}
+    if all(names is None for names in given.values()):
+        return {}
+    columns = {}
+    for argument, default in DEFAULT_COLUMNS.items():
+        names = [default] if given[argument] is None else given[argument]
+        if not names:
+            columns[argument] = None
+        elif len(names) == 1 and args.towers is None:
+            columns[argument] = names[0]  # the recipes' inputs "image" and "text", whatever the column is called
+        else:
+            columns[argument] = names
+    return columns
+
+
+def _predict_example(model, text):
+    """The `mmzoo predict` arguments for `model`'s inputs, placeholders for the values."""
+    parts = []
+    for name, modality in model.modalities.items():
+        image = modality.kind == "image"
+        if name == modality.kind:
+            parts.append("--image IMAGE.png" if image else f'--text "{text}"')
+        else:
+            parts.append(f"--input {name}={name.upper()}.png" if image else f'--input {name}="TEXT"')
+    return " ".join(parts)
 
 
 # === pretrain ===
@@ -517,13 +619,7 @@ def _distill(args):
 
 def _distill_image_size(teacher, kind, requested):
     """--image-size: the teacher's image size unless given; a different one is an error."""
-    if kind == "keras":
-        teacher_size = getattr(teacher, "image_size", None)
-    else:
-        try:
-            teacher_size = _exported_image_size(teacher)
-        except UsageError:
-            teacher_size = None
+    teacher_size = getattr(teacher, "image_size", None) if kind == "keras" else _exported_image_size(teacher)
     if requested is None:
         return teacher_size or DEFAULT_IMAGE_SIZE  # the data at the teacher's image size
     if teacher_size and requested != teacher_size:
@@ -562,25 +658,16 @@ def _evaluate(args):
 
     model, kind = _load_any_model(args.model)
     if kind == "keras":
-        image_size, class_names = model.image_size, model.class_names
+        inputs, class_names = _keras_input_kinds(model), model.class_names
+        image_size = _keras_image_size(model, args.model)
     else:
-        image_size, class_names = _exported_image_size(model), None
-    if args.dataset.lower().endswith((".csv", ".jsonl")):
-        from mmzoo.training import load_file
-
-        data, info = load_file(args.dataset, image_size=image_size, batch_size=args.batch_size,
-                               class_names=class_names, with_info=True)
-        source = args.dataset
-    else:
-        import mmzoo.data
-
-        data, info = mmzoo.data.load(args.dataset, args.split, batch_size=args.batch_size, image_size=image_size,
-                                     data_dir=args.data_dir, with_info=True)
-        source = f"{args.dataset} {args.split}"
+        inputs, image_size, class_names = _exported_input_kinds(model), _exported_image_size(model), None
+    data, info, source = _evaluation_data(args, inputs, image_size, class_names)
     correct = total = 0
     names = np.array(info.class_names)
     for features, labels in data:
         labels = labels.numpy()
+        features = {key: value for key, value in features.items() if key in inputs}  # e.g. a text-only model's
         if kind == "keras":
             predicted = np.argmax(np.asarray(model(features, training=False)), axis=-1)
             correct += int(np.sum(predicted == labels))
@@ -593,6 +680,54 @@ def _evaluate(args):
         total += len(labels)
     print(f"Accuracy: {correct / max(total, 1):.4f} on {source} ({info.num_examples} examples)")
     return 0
+
+
+def _evaluation_data(args, inputs, image_size, class_names):
+    """(dataset, DataInfo, its description) with a feature for each of the model's `inputs`."""
+    if args.dataset.lower().endswith((".csv", ".jsonl")):
+        from mmzoo.training import load_file
+
+        data, info = load_file(args.dataset, image_size=image_size, batch_size=args.batch_size,
+                               class_names=class_names, with_info=True, **_input_columns(inputs))
+        return data, info, args.dataset
+    unknown = [name for name in inputs if name not in ("image", "text")]
+    if unknown:
+        raise UsageError(f"--dataset {args.dataset}: a TFDS dataset gives the inputs image and text; the model takes "
+                         f"{_describe(inputs)}: evaluate it on a .csv/.jsonl file with a column named after each input")
+    import mmzoo.data
+
+    data, info = mmzoo.data.load(args.dataset, args.split, batch_size=args.batch_size, image_size=image_size,
+                                 data_dir=args.data_dir, with_info=True)
+    return data, info, f"{args.dataset} {args.split}"
+
+
+def _input_columns(inputs):
+    """The own-data loaders' column arguments that yield a feature for each input of `inputs` ({name: kind})."""
+    images = [name for name, kind in inputs.items() if kind == "image"]
+    texts = [name for name, kind in inputs.items() if kind == "text"]
+    if set(images) <= {"image"} and set(texts) <= {"text"}:  # single names: the features "image" and "text"
+        return {"image_column": images[0] if images else None, "text_column": texts[0] if texts else None}
+    return {"image_column": images, "text_column": texts}
+
+
+def _describe(inputs):
+    """{name: kind} -> 'front (image), question (text)'."""
+    return ", ".join(f"{name} ({kind})" for name, kind in inputs.items())
+
+
+def _keras_input_kinds(model):
+    modalities = getattr(model, "modalities", None) or {"image": None, "text": None}
+    return {name: getattr(modality, "kind", name) for name, modality in modalities.items()}
+
+
+def _keras_image_size(model, path):
+    """The one size of all of a .keras model's image inputs (the loaders resize every image column alike)."""
+    sizes = {name: m.image_size for name, m in getattr(model, "modalities", {}).items() if m.kind == "image"}
+    if len({str(size) for size in sizes.values()}) > 1:
+        shown = ", ".join(f"{name} {size}" for name, size in sizes.items())
+        raise UsageError(f"--model {path}: its image inputs take different sizes ({shown}); evaluate reads every "
+                         "image column at one size: evaluate its export instead, which resizes each input itself")
+    return next(iter(sizes.values()), getattr(model, "image_size", None))
 
 
 def _load_any_model(path):
@@ -617,11 +752,18 @@ def _load_keras(path):
     return load_model(path)
 
 
+def _exported_input_kinds(exported):
+    """{input name: "image" | "text"} of an export, in the model's order where its metadata records it."""
+    if exported.metadata is not None:
+        return {name: spec["kind"] for name, spec in exported.metadata["inputs"].items()}
+    images = exported.image_sizes()  # an export without metadata: its fixed-size pixel inputs
+    return {name: "image" if name in images else "text" for name in exported.input_names()}
+
+
 def _exported_image_size(exported):
-    size = exported.image_sizes().get("image")
-    if size is None:
-        raise UsageError(f"the SavedModel at {exported.path} has no 'image' input")
-    return int(size[0])
+    """The size of an export's first image input (it resizes every input to its own size), or None."""
+    height, width = next(iter(exported.image_sizes().values()), (None, None))
+    return height if height == width else (height, width)
 
 
 # === export ===
@@ -645,22 +787,69 @@ def _predict(args):
 
     import mmzoo
 
-    if not os.path.isfile(args.image):
-        raise FileNotFoundError(f"image file not found: {args.image}")
     if not os.path.exists(args.model):
         raise FileNotFoundError(f"model not found: {args.model}")
     served = mmzoo.load_exported(args.model)
-    with open(args.image, "rb") as f:
-        encoded = f.read()
+    inputs = _exported_input_kinds(served)
+    feeds = {}
+    for name, (flag, value) in _predict_values(args, inputs).items():
+        if inputs[name] == "image":
+            feeds[f"{name}_bytes"] = [_read_image(flag, value, inputs)]
+        else:
+            feeds[name] = [value]
     try:
-        outputs = served.predict_image_bytes({"image_bytes": [encoded], "text": [args.text]})
+        outputs = served.predict_image_bytes(feeds) if "image" in inputs.values() else served(feeds)
     except tf.errors.InvalidArgumentError:
-        raise UsageError(f"{args.image} is not a JPEG, PNG, GIF or BMP image") from None
+        raise UsageError(f"{args.model}: could not decode the images given ({_taken(inputs)})") from None
     probabilities = outputs["probabilities"][0]
     best = int(np.argmax(probabilities))
     label = outputs["label"][0] if "label" in outputs else str(best)
     print(f"{label}\t{probabilities[best]:.4f}")
     return 0
+
+
+def _predict_values(args, inputs):
+    """{input name: (the flag that gave it, its value)} from --input, --image and --text: each input of the
+    model once, no other."""
+    given = [(f"--input {name}=", name, value) for name, value in args.inputs]
+    given += [(f"--{name} ", name, value) for name, value in (("image", args.image), ("text", args.text))
+              if value is not None]
+    values = {}
+    for flag, name, value in given:
+        if name in values:
+            raise UsageError(f"{flag}{value}: input {name!r} is given twice (also {''.join(values[name])}); "
+                             f"{_taken(inputs)}")
+        if name not in inputs:
+            raise UsageError(f"{flag}{value}: the model has no input {name!r}; {_taken(inputs)}")
+        values[name] = (flag, value)
+    missing = [name for name in inputs if name not in values]
+    if missing:
+        how = "--input NAME=VALUE" + (" (or --image/--text)" if set(inputs) <= {"image", "text"} else "")
+        raise UsageError(f"no value for input(s) {', '.join(missing)}: {_taken(inputs)}; give each with {how}")
+    return values
+
+
+def _taken(inputs):
+    described = ", ".join(f"{name} (an image file)" if kind == "image" else f"{name} (a text)"
+                          for name, kind in inputs.items())
+    return f"the model takes {described}"
+
+
+def _read_image(flag, path, inputs):
+    """The bytes of an image file, checked here so that a bad file is named by its input."""
+    import tensorflow as tf
+
+    from mmzoo.images import decode_image
+
+    if not os.path.isfile(path):
+        raise UsageError(f"{flag}{path}: image file not found; {_taken(inputs)}")
+    with open(path, "rb") as f:
+        encoded = f.read()
+    try:
+        decode_image(tf.constant(encoded))
+    except tf.errors.InvalidArgumentError:
+        raise UsageError(f"{flag}{path}: not a JPEG, PNG, GIF or BMP image") from None
+    return encoded
 
 
 if __name__ == "__main__":

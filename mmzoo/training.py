@@ -5,10 +5,11 @@
     result.test_metrics        # {"accuracy": ..., "loss": ...}
     result.paths["keras_model"]
 
-It loads the data (a TFDS name and its splits, a .csv/.jsonl file, or tf.data datasets of raw
-``({"image", "text"}, label)`` batches), makes the `tf.distribute` strategy (`mmzoo.distribute`), builds the model,
-optionally pretrains its image tower on object annotations (`mmzoo.trainers.objects.pretrain_objects`), fits the
-model's numeric backbone on datasets preprocessed in tf.data (`mmzoo.preprocessing.preprocess_dataset`: strings
+It loads the data (a TFDS name and its splits, a .csv/.jsonl file with any image and text columns, or tf.data
+datasets of raw ``({"image", "text"}, label)`` batches or of other named inputs), makes the `tf.distribute`
+strategy (`mmzoo.distribute`), builds the model (a recipe's towers, or one per input of the data), optionally
+pretrains its image tower on object annotations (`mmzoo.trainers.objects.pretrain_objects`), fits the model's
+numeric backbone on datasets preprocessed in tf.data (`mmzoo.preprocessing.preprocess_dataset`: strings
 cannot be replicated, DESIGN.md section 4), resumes from its backup after an interruption, and writes a CSV log,
 TensorBoard logs, a plot, the `.keras` model and an export (the files are named in `mmzoo.run_files`).
 """
@@ -25,6 +26,7 @@ from mmzoo.run_files import BACKUP_DIR, CSV_LOG, KERAS_MODEL, LOG_DIR, OBJECT_WE
 
 SCHEDULES = ("cosine", "constant")
 OWN_DATA_SUFFIXES = (".csv", ".jsonl")
+DEFAULT_COLUMNS = {"image_column": "image", "text_column": "text"}  # the own-data loaders' defaults
 AUTO_OBJECT_EPOCHS = 4  # what object_epochs="auto" means where object pretraining is possible
 TOWER_OUTPUT_CACHE_BYTES = 2 << 30  # held in memory at most: the frozen image towers' outputs for the training data
 
@@ -122,6 +124,7 @@ def _check_options(o):
             raise OptionError(argument, o[argument], "expected a path or None")
     if o["model_options"] is not None and not isinstance(o["model_options"], dict):
         raise OptionError("model_options", o["model_options"], "expected a dict of mmzoo.build_model arguments or None")
+    _check_columns(o)
     if isinstance(o["data"], (str, os.PathLike)) and not _is_file_data(o["data"]):
         for argument in ("validation_data", "test_data"):
             if o[argument] is not None:
@@ -129,6 +132,18 @@ def _check_options(o):
                                   "TFDS name (choose its splits with validation_split and test_split)")
     for argument in ("data", "validation_data", "test_data", "init"):
         _check_file(argument, o[argument])
+
+
+def _check_columns(o):
+    for argument, default in DEFAULT_COLUMNS.items():
+        value = o[argument]
+        names = [value] if isinstance(value, str) else value
+        if value is not None and not (isinstance(names, (list, tuple))
+                                      and all(isinstance(name, str) and name for name in names)):
+            raise OptionError(argument, value, "expected a column name, a list of column names or None")
+        if value != default and not _is_file_data(o["data"]):
+            raise OptionError(argument, value, "goes with .csv/.jsonl data; the features of TFDS data and of "
+                              "tf.data datasets are named already")
 
 
 def _check_file(argument, value):
@@ -162,12 +177,15 @@ def learning_rate_schedule(learning_rate, schedule, steps_per_epoch, epochs):
 
 
 def load_data(data, *, validation_data=None, test_data=None, train_split="train", validation_split="validation",
-              test_split="test", data_dir=None, batch_size=32, image_size=None, seed=None, class_names=None):
+              test_split="test", data_dir=None, batch_size=32, image_size=None, seed=None, class_names=None,
+              image_column="image", text_column="text"):
     """`TrainingData` from a TFDS name, a .csv/.jsonl file or tf.data datasets, as `train` takes them.
 
     A TFDS name loads `train_split` (shuffled with `seed`), `validation_split` and `test_split` (None: none).
     A .csv/.jsonl file is the training data (shuffled with `seed`); `validation_data` and `test_data` are files
-    with the same labels (`test_data` defaults to the validation file). A `tf.data.Dataset` is used as it is, and so
+    with the same labels and columns (`test_data` defaults to the validation file); `image_column` and
+    `text_column` name the columns of every file, as `mmzoo.data.from_csv` takes them (one name each: the inputs
+    "image" and "text"; lists: inputs named after their columns). A `tf.data.Dataset` is used as it is, and so
     are `validation_data` and `test_data` (`test_data` defaults to `validation_data`). `class_names` fixes the label
     ids of a file (default: its labels, sorted).
     """
@@ -182,8 +200,9 @@ def load_data(data, *, validation_data=None, test_data=None, train_split="train"
     if not isinstance(data, (str, os.PathLike)):
         raise OptionError("data", data, "expected a TFDS name, a .csv/.jsonl file or a tf.data.Dataset")
     if _is_file_data(data):
+        columns = dict(image_column=image_column, text_column=text_column)
         return _load_files(os.fspath(data), validation_data, test_data, batch_size=batch_size, image_size=image_size,
-                           seed=seed, class_names=class_names)
+                           seed=seed, class_names=class_names, columns=columns)
     import mmzoo.data
 
     common = dict(batch_size=batch_size, image_size=image_size, data_dir=data_dir)
@@ -194,15 +213,17 @@ def load_data(data, *, validation_data=None, test_data=None, train_split="train"
                         tfds_name=data)
 
 
-def _load_files(path, validation_path, test_path, *, batch_size, image_size, seed, class_names):
+def _load_files(path, validation_path, test_path, *, batch_size, image_size, seed, class_names, columns):
     train, info = load_file(path, image_size=image_size, batch_size=batch_size, shuffle=True, seed=seed,
-                            class_names=class_names, with_info=True)
-    names = list(info.class_names)
+                            class_names=class_names, with_info=True, **columns)
+    # The training file's classes and image size: every file feeds the same model.
+    common = dict(image_size=image_size or info.image_size, batch_size=batch_size, class_names=list(info.class_names),
+                  **columns)
     validation = test = None
     if validation_path:
-        validation = load_file(validation_path, image_size=image_size, batch_size=batch_size, class_names=names)
+        validation = load_file(validation_path, **common)
     if test_path:
-        test = load_file(test_path, image_size=image_size, batch_size=batch_size, class_names=names)
+        test = load_file(test_path, **common)
     else:
         test, test_path = validation, validation_path
     return TrainingData(train, validation, test, info.name, None if test is None else os.fspath(test_path), info)
@@ -256,7 +277,8 @@ def resolve_object_epochs(object_epochs, model, data, *, data_dir=None, multi_wo
 
 
 def train(model, data, *, validation_data=None, test_data=None, train_split="train", validation_split="validation",
-          test_split="test", data_dir=None, epochs=10, batch_size=32, image_size=None, learning_rate=1e-3,
+          test_split="test", data_dir=None, image_column="image", text_column="text", epochs=10, batch_size=32,
+          image_size=None, learning_rate=1e-3,
           schedule="constant", seed=0, strategy="default", object_epochs=0, train_image_tower=False, init=None,
           model_options=None, output_dir=None, export_dir=None, callbacks=(), verbose=1, quiet=False):
     """Train `model` on `data`; what `mmzoo train` does, as a function. Returns a `TrainResult`.
@@ -268,6 +290,9 @@ def train(model, data, *, validation_data=None, test_data=None, train_split="tra
             (None: none); a .csv/.jsonl file (docs/data.md) with `validation_data` and `test_data` files; or a
             `tf.data.Dataset` of raw ``({"image", "text"}, label)`` batches with datasets as `validation_data` and
             `test_data`. `test_data` defaults to `validation_data`. `data_dir`: TFDS' data directory.
+        image_column, text_column: the columns of .csv/.jsonl files (every file), as `mmzoo.data.from_csv` takes
+            them: one name each gives the inputs ``"image"`` and ``"text"``; lists (``["front", "side"]``) give
+            inputs named after their columns, for a model with those inputs (`model_options`' ``towers``).
         epochs, batch_size: `batch_size` is the global batch, split over a strategy's replicas.
         image_size: pixels (square) the data is resized to; default the model's size or the data's own.
         learning_rate, schedule: Adam's learning rate; ``"cosine"`` decays it to 0 over all epochs (keyed on the
@@ -281,7 +306,12 @@ def train(model, data, *, validation_data=None, test_data=None, train_split="tra
             the tower frozen (unless `train_image_tower`); ``"auto"``: `resolve_object_epochs`.
         init: a .keras file from `mmzoo pretrain` (with a recipe name): its vocabulary is used and its weighted
             backbone layers but the head (towers, fusion) are copied, by name.
-        model_options: more `mmzoo.build_model` arguments for a recipe name.
+        model_options: more `mmzoo.build_model` arguments for a recipe name. ``towers``
+            (``{"front": "small_cnn", "side": "small_cnn", "question": "gru"}``: each names an input of the
+            data, and every column of a .csv/.jsonl file has one) replaces the recipe's image and text towers;
+            the recipe still gives the fusion and the widths. A ``fusion`` other than the recipe's drops the
+            recipe's ``fusion_options`` and ``text_token_embeddings`` (they belong to its fusion), and one tower
+            alone is built without a fusion.
         output_dir: where the backup, logs, plot, object weights and ``model.keras`` go (default
             ``runs/<model name>``). After an interruption the same call continues from the last completed epoch.
         export_dir: SavedModel directory (`mmzoo.export_model`: the next free version), or None for no export.
@@ -333,8 +363,10 @@ class _Training:
         self.data = load_data(
             o["data"], validation_data=o["validation_data"], test_data=o["test_data"], train_split=o["train_split"],
             validation_split=o["validation_split"], test_split=o["test_split"], data_dir=o["data_dir"],
-            batch_size=o["batch_size"], image_size=self.image_size, seed=o["seed"], class_names=self.class_names)
+            batch_size=o["batch_size"], image_size=self.image_size, seed=o["seed"], class_names=self.class_names,
+            image_column=o["image_column"], text_column=o["text_column"])
         model, copied = self._build_model()
+        self._check_inputs(model)
         self._announce(model, copied)
         self.object_epochs = self._pretrain_objects(model)
         backbone, fitted = self._compile(model)
@@ -407,16 +439,52 @@ class _Training:
         return model, copied
 
     def _model_kwargs(self):
-        """The data's classes, vocabulary and image size, then `model_options`."""
-        info, options = self.data.info, {}
+        """The data's classes, vocabulary and image size, then `model_options` and what they imply for the recipe
+        (`_recipe_overrides`)."""
+        info, model_options = self.data.info, self.o["model_options"] or {}
         if info is not None:
             options = info.model_kwargs()
         else:
-            options = _infer_model_kwargs(self.data.train, self.o["model_options"] or {})
-        spec = self.data.train.element_spec[0].get("image") if info is None else None
-        if spec is not None and spec.shape[1] is not None:
-            options["image_size"] = int(spec.shape[1]) if spec.shape[1] == spec.shape[2] else tuple(spec.shape[1:3])
-        return {**options, **(self.o["model_options"] or {})}
+            options = _infer_model_kwargs(self.data.train, model_options)
+            size = _image_size(self.data.train.element_spec[0])
+            if size is not None:
+                options["image_size"] = size
+        return {**options, **_recipe_overrides(self.o["model"], model_options)}
+
+    def _check_inputs(self, model):
+        """The data has the model's inputs, of their kinds: one line naming both now rather than an error from
+        inside `fit`. Towers given by name must match the columns of a .csv/.jsonl file exactly (a column named
+        but given no tower is more likely a typo than a column to leave out)."""
+        modalities = getattr(model, "modalities", None)
+        if not isinstance(modalities, dict):
+            return
+        data_kinds = _data_input_kinds(self.data)
+        model_kinds = {key: modality.kind for key, modality in modalities.items()}
+        wrong = [key for key, kind in model_kinds.items()
+                 if key not in data_kinds or data_kinds[key] not in (None, kind)]
+        towers = (self.o["model_options"] or {}).get("towers") if isinstance(self.o["model"], str) else None
+        if towers is not None:
+            problems = [f"the data has no input {key!r}" for key in model_kinds if key not in data_kinds]
+            problems += [f"{key}={_tower_name(towers.get(key))} reads {model_kinds[key]}" for key in wrong
+                         if key in data_kinds]
+            if _is_file_data(self.o["data"]):  # columns the user named; TFDS data may have inputs to leave out
+                problems += [f"no tower for {key}" for key in data_kinds if key not in model_kinds]
+            if problems:
+                raise OptionError("model_options['towers']", towers, "expected one tower for each input of the "
+                                  f"data, of its kind: {_describe_inputs(data_kinds)} ({'; '.join(problems)})"
+                                  + self._column_hint())
+        elif wrong:
+            what = f"recipe {self.name}" if isinstance(self.o["model"], str) else f"model {model.name!r}"
+            raise OptionError("model", self.name, f"{what} takes {_describe_inputs(model_kinds)}; the data has "
+                              f"{_describe_inputs(data_kinds)}: name a tower for each of the data's inputs in "
+                              "model_options['towers'] (mmzoo train --towers)")
+
+    def _column_hint(self):
+        o = self.o
+        if _is_file_data(o["data"]) and not any(isinstance(o[a], (list, tuple)) for a in DEFAULT_COLUMNS):
+            return ("; one image and one text column are the inputs 'image' and 'text' (lists of columns name the "
+                    "inputs after their columns)")
+        return ""
 
     def _announce(self, model, copied):
         o, data = self.o, self.data
@@ -602,6 +670,50 @@ def _resume(backup_dir, csv_path, epochs, say):
     return epoch
 
 
+def _recipe_overrides(recipe, model_options):
+    """`model_options` for `build_model(recipe, ...)`, with what they imply for the recipe's other defaults: own
+    `towers` replace its image and text towers (and one tower alone has nothing to fuse); another fusion does
+    without the options the recipe sets for its own."""
+    if not isinstance(recipe, str):
+        return dict(model_options)
+    from mmzoo.recipes import get_recipe
+
+    defaults, options = get_recipe(recipe), dict(model_options)
+    if "towers" in options:
+        options.setdefault("image_tower", None)
+        options.setdefault("text_tower", None)
+        if isinstance(options["towers"], dict) and len(options["towers"]) == 1:
+            options.setdefault("fusion", None)
+    if options.get("fusion", defaults.get("fusion")) != defaults.get("fusion"):
+        options.setdefault("fusion_options", None)
+        options.setdefault("text_token_embeddings", False)
+    return options
+
+
+def _tower_name(spec):
+    return spec.get("tower") if isinstance(spec, dict) else spec
+
+
+def _data_input_kinds(data):
+    """`{input name: "image" | "text" | None (not known)}` of the features `data` yields."""
+    if data.info is not None:
+        return dict(data.info.input_kinds)
+    return {key: "text" if spec.dtype.name == "string" else None for key, spec in data.train.element_spec[0].items()}
+
+
+def _describe_inputs(kinds):
+    return ", ".join(f"{key} ({kind})" if kind else key for key, kind in kinds.items()) or "no inputs"
+
+
+def _image_size(features_spec):
+    """The pixel size (int if square, else (height, width)) of the first image feature of a dataset's spec."""
+    for spec in features_spec.values():
+        if spec.shape.rank == 4 and spec.shape[1] is not None and spec.shape[2] is not None:
+            height, width = int(spec.shape[1]), int(spec.shape[2])
+            return height if height == width else (height, width)
+    return None
+
+
 def _infer_model_kwargs(dataset, model_options):
     """What `model_options` leaves out of a recipe trained on tf.data datasets, from one pass over the training
     data: the number of classes (the largest label + 1) and the vocabulary of its texts."""
@@ -615,8 +727,9 @@ def _infer_model_kwargs(dataset, model_options):
         return {}
     texts, largest = [], -1
     for features, labels in dataset:
-        if need_words and "text" in features:
-            texts.extend(t.decode() for t in np.asarray(features["text"]).reshape(-1))
+        for value in features.values() if need_words else ():
+            if value.dtype.name == "string":  # every text input shares the vocabulary
+                texts.extend(t.decode() for t in np.asarray(value).reshape(-1))
         largest = max(largest, int(np.max(labels)))
     options = {"num_classes": max(largest + 1, 2)} if need_classes else {}
     if need_words and texts:

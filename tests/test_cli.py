@@ -194,6 +194,176 @@ def test_train_under_mirrored_strategy_exports_the_raw_input_model(tmp_path, cap
     np.testing.assert_allclose(np.asarray(outputs["probabilities"]).sum(axis=-1), 1.0, rtol=1e-5)
 
 
+# === Models of any named inputs: two views and a question, from a CSV file ===
+
+VIEW_QUESTIONS = ["what color is it", "how many shapes", "is it red", "which shape is it"]
+VIEW_LABELS = ["red", "blue", "yes"]
+VIEW_TOWERS = "front=small_cnn,side=small_cnn,question=gru"
+
+
+def _write_views(folder, rows=8):
+    """A CSV of `rows` examples with two image columns (front, side: 32 px PNGs) and a question."""
+    from mmzoo.data import shapes
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    with open(folder / "views.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["front", "side", "question", "label"])
+        for i in range(rows):
+            for view in ("front", "side"):
+                image = rng.integers(0, 256, (IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
+                (folder / f"{view}_{i}.png").write_bytes(shapes.encode_png(image))
+            writer.writerow([f"front_{i}.png", f"side_{i}.png", VIEW_QUESTIONS[i % 4], VIEW_LABELS[i % 3]])
+    return folder / "views.csv"
+
+
+def _views_train(csv_path, *extra):
+    return ["train", "--dataset", str(csv_path), "--image-column", "front,side", "--text-column", "question",
+            "--recipe", "small_cnn_lstm_concat", "--epochs", "1", "--image-size", str(IMAGE_SIZE), "--batch-size", "4",
+            "--verbose", "0", *extra]
+
+
+@pytest.fixture(scope="module")
+def views(tmp_path_factory):
+    """`mmzoo train --towers` on two image columns and a text column: (csv, output dir, export dir, stdout)."""
+    import contextlib
+    import io
+
+    root = tmp_path_factory.mktemp("cli_views")
+    csv_path = _write_views(root / "data")
+    output_dir, export_dir = root / "run", root / "saved_models" / "views"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli.main(_views_train(csv_path, "--towers", VIEW_TOWERS, "--val-data", str(csv_path),
+                                     "--output-dir", str(output_dir), "--export", str(export_dir)))
+    assert code == 0
+    return csv_path, output_dir, export_dir, out.getvalue()
+
+
+def test_train_with_towers_on_several_columns_saves_and_exports(views):
+    csv_path, output_dir, export_dir, out = views
+    model = mmzoo.load_model(output_dir / "model.keras")
+    kinds = {name: m.kind for name, m in model.modalities.items()}
+    assert kinds == {"front": "image", "side": "image", "question": "text"}
+    assert [m.tower for m in model.modalities.values()] == ["small_cnn", "small_cnn", "gru"]
+    assert model.get_config()["fusion"] == "concat"  # the recipe's fusion and widths, its towers replaced
+    assert model.get_config()["fusion_units"] == mmzoo.get_recipe("small_cnn_lstm_concat")["fusion_units"]
+    served = mmzoo.load_exported(export_dir)
+    assert served.image_sizes() == {"front": (IMAGE_SIZE, IMAGE_SIZE), "side": (IMAGE_SIZE, IMAGE_SIZE)}
+    assert "Test accuracy: " in out
+    assert "--input front=FRONT.png --input side=SIDE.png --input question=\"TEXT\"" in out
+
+
+def test_predict_takes_each_input_by_name(views, capsys):
+    csv_path, _, export_dir, _ = views
+    front, side = csv_path.parent / "front_1.png", csv_path.parent / "side_2.png"
+    expected = mmzoo.load_exported(export_dir).predict_image_bytes(
+        {"front_bytes": [front.read_bytes()], "side_bytes": [side.read_bytes()], "question": ["is it red"]})
+    capsys.readouterr()
+    code = cli.main(["predict", "--model", str(export_dir), "--input", f"side={side}", "--input", f"front={front}",
+                     "--input", "question=is it red"])
+    assert code == 0
+    label, probability = capsys.readouterr().out.strip().split("\t")
+    assert label == expected["label"][0]
+    assert float(probability) == pytest.approx(float(expected["probabilities"][0].max()), abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "arguments, expected",
+    [
+        (["--input", "front={front}", "--input", "side={side}"], "no value for input(s) question"),
+        (["--input", "front={front}", "--input", "side={side}", "--input", "question=q", "--input", "back={side}"],
+         "--input back="),
+        (["--input", "front={front}", "--input", "side={data}/nope.png", "--input", "question=q"],
+         "image file not found"),
+        (["--image", "{front}", "--text", "q"], "--image "),
+        (["--input", "front={front}", "--input", "front={side}", "--input", "side={side}", "--input", "question=q"],
+         "input 'front' is given twice"),
+        (["--input", "front={data}/views.csv", "--input", "side={side}", "--input", "question=q"],
+         "not a JPEG, PNG, GIF or BMP image"),
+    ],
+    ids=["missing", "unknown", "missing_file", "image_flag_for_another_model", "twice", "not_an_image"],
+)
+def test_predict_input_errors_name_the_models_inputs(views, capsys, arguments, expected):
+    csv_path, _, export_dir, _ = views
+    paths = dict(front=csv_path.parent / "front_0.png", side=csv_path.parent / "side_0.png", data=csv_path.parent)
+    argv = ["predict", "--model", str(export_dir), *(a.format(**paths) for a in arguments)]
+    err = _one_line_error(capsys, cli.main(argv), expected)
+    if "JPEG" not in expected:
+        assert "the model takes front (an image file), side (an image file), question (a text)" in err
+
+
+def test_predict_with_image_and_text_flags_or_inputs_on_an_image_text_export(tmp_path, capsys):
+    """--image/--text and --input image=/text= feed the same inputs; giving one input both ways is an error."""
+    import tensorflow as tf
+
+    export = os.path.join(os.path.dirname(__file__), "fixtures", "v0_1_0", "concat_export")
+    png = tmp_path / "scene.png"
+    png.write_bytes(tf.io.encode_png(np.full((IMAGE_SIZE, IMAGE_SIZE, 3), 90, np.uint8)).numpy())
+    printed = []
+    for argv in (["--image", str(png), "--text", "what color is the circle"],
+                 ["--input", f"image={png}", "--input", "text=what color is the circle"],
+                 ["--image", str(png), "--input", "text=what color is the circle"]):
+        assert cli.main(["predict", "--model", export, *argv]) == 0
+        printed.append(capsys.readouterr().out)
+    assert printed[0] == printed[1] == printed[2] and len(printed[0].split("\t")) == 2
+    code = cli.main(["predict", "--model", export, "--image", str(png), "--input", f"image={png}", "--text", "q"])
+    _one_line_error(capsys, code, f"--image {png}: input 'image' is given twice (also --input image={png})",
+                    "the model takes image (an image file), text (a text)")
+
+
+def test_predict_on_image_only_and_text_only_exports(tmp_path, capsys):
+    from mmzoo.data import shapes
+
+    png = tmp_path / "view.png"
+    png.write_bytes(shapes.encode_png(np.zeros((IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)))
+    common = dict(class_names=VIEW_LABELS, image_size=IMAGE_SIZE, fusion_units=8, text_units=8, embedding_dim=8)
+    cases = [({"front": "small_cnn"}, ["--input", f"front={png}"]),
+             ({"text": "gru"}, ["--text", "how many shapes"])]
+    for towers, argv in cases:
+        texts = VIEW_QUESTIONS if "text" in towers else None
+        model = mmzoo.build_classifier(towers=towers, fusion=None, texts=texts, **common)
+        path = mmzoo.export_model(model, tmp_path / next(iter(towers)))
+        capsys.readouterr()
+        assert cli.main(["predict", "--model", path, *argv]) == 0
+        label, _ = capsys.readouterr().out.strip().split("\t")
+        assert label in VIEW_LABELS
+    _one_line_error(capsys, cli.main(["predict", "--model", path, "--image", str(png), "--text", "q"]),
+                    f"--image {png}: the model has no input 'image'; the model takes text (a text)")
+
+
+def test_evaluate_and_export_a_three_input_keras_model(views, tmp_path, capsys):
+    csv_path, output_dir, export_dir, _ = views
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--model", str(output_dir / "model.keras"), "--dataset", str(csv_path)]) == 0
+    from_keras = capsys.readouterr().out.strip().splitlines()[-1]
+    assert cli.main(["evaluate", "--model", str(export_dir), "--dataset", str(csv_path)]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == from_keras
+    assert from_keras.startswith("Accuracy: ") and "(8 examples)" in from_keras
+    assert cli.main(["export", "--model", str(output_dir / "model.keras"), "--output", str(tmp_path / "exported")]) == 0
+    assert mmzoo.load_exported(tmp_path / "exported").input_names() == ("front", "question", "side")
+    _one_line_error(capsys, cli.main(["evaluate", "--model", str(export_dir)]),
+                    "--dataset mmzoo_shapes/vqa: a TFDS dataset gives the inputs image and text",
+                    "front (image), side (image), question (text)")
+
+
+def test_train_input_errors_name_the_data_and_the_model(views, tmp_path, capsys):
+    csv_path = views[0]
+    no_export = ["--no-export", "--output-dir", str(tmp_path / "run")]
+    code = cli.main(_views_train(csv_path, "--towers", "front=small_cnn,back=small_cnn,question=gru", *no_export))
+    _one_line_error(capsys, code, "--towers front=small_cnn,back=small_cnn,question=gru: expected one tower for each "
+                    "input of the data", "front (image), side (image), question (text)", "no input 'back'")
+    code = cli.main(_views_train(csv_path, *no_export))  # the recipe's two towers, image and text
+    _one_line_error(capsys, code, "recipe small_cnn_lstm_concat takes image (image), text (text); the data has "
+                    "front (image), side (image), question (text)", "--towers")
+    code = cli.main(["train", "--image-column", "front,side", *no_export])
+    _one_line_error(capsys, code, "--image-column front,side: goes with .csv/.jsonl data")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "--towers", "front", *no_export])
+    _one_line_error(capsys, exit_info.value.code, "argument --towers: expected NAME=TOWER pairs")
+
+
 def _command(tmp_path, epochs):
     # Enough data that an epoch on the cached frozen-tower outputs takes longer than the kill does to arrive.
     return [sys.executable, "-m", "mmzoo.cli", "train", *TINY, "--train-split", "train[:10%]", "--object-epochs", "1",

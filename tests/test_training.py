@@ -14,7 +14,7 @@ import tensorflow as tf
 import mmzoo
 from mmzoo import distribute, run_files
 from mmzoo.data import shapes
-from mmzoo.training import OptionError, TrainResult
+from mmzoo.training import OptionError, TrainResult, _recipe_overrides
 
 IMAGE_SIZE = 32
 RECIPE = "small_cnn_lstm_concat"
@@ -43,6 +43,24 @@ def _write_csv(folder, split, count):
             (folder / f"{split}_{i}.png").write_bytes(shapes.encode_png(image))
             writer.writerow([f"{split}_{i}.png", text, shapes.ANSWERS[label]])
     return path
+
+
+def _write_views_csv(folder, split, count):
+    """Two image columns (the scene, and it mirrored) and a question column."""
+    folder.mkdir(parents=True, exist_ok=True)
+    images, texts, labels = _examples(split, count)
+    path = folder / f"{split}_views.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["front", "side", "question", "label"])
+        for i, (image, text, label) in enumerate(zip(images, texts, labels)):
+            (folder / f"{split}_front_{i}.png").write_bytes(shapes.encode_png(image))
+            (folder / f"{split}_side_{i}.png").write_bytes(shapes.encode_png(image[:, ::-1].copy()))
+            writer.writerow([f"{split}_front_{i}.png", f"{split}_side_{i}.png", text, shapes.ANSWERS[label]])
+    return path
+
+
+VIEW_TOWERS = {"front": "small_cnn", "side": "small_cnn", "question": "gru"}
 
 
 def _evaluate(model, dataset):
@@ -88,6 +106,56 @@ def test_train_a_recipe_on_a_csv_file(tmp_path, capsys):
     evaluated = _evaluate(reloaded, val)  # the test data defaults to the validation file
     assert result.test_metrics["accuracy"] == pytest.approx(evaluated["accuracy"], abs=1e-6)
     assert result.test_metrics["loss"] == pytest.approx(evaluated["loss"], rel=1e-5)
+
+
+def test_train_a_recipe_with_a_tower_per_column(tmp_path):
+    """Several image and text columns, one tower each: the recipe gives the fusion and widths; every file is read
+    with the same columns."""
+    data = tmp_path / "data"
+    train_csv, val_csv = _write_views_csv(data, "train", 16), _write_views_csv(data, "validation", 8)
+    columns = dict(image_column=["front", "side"], text_column="question")
+    result = mmzoo.train(RECIPE, train_csv, validation_data=val_csv, **columns, epochs=1, batch_size=8,
+                         model_options={"towers": VIEW_TOWERS, "class_names": list(shapes.ANSWERS)},
+                         output_dir=tmp_path / "run", export_dir=tmp_path / "export", verbose=0, quiet=True)
+    model = result.model
+    assert {key: m.tower for key, m in model.modalities.items()} == VIEW_TOWERS
+    assert model.get_config()["fusion"] == "concat" and model.get_config()["text_units"] == 64  # the recipe's
+    val = mmzoo.data.from_csv(val_csv, **columns, batch_size=8, class_names=model.class_names)
+    assert result.test_metrics["accuracy"] == pytest.approx(_evaluate(model, val)["accuracy"], abs=1e-6)
+    assert set(mmzoo.load_exported(result.paths["export"]).input_names()) == set(VIEW_TOWERS)
+    with pytest.raises(OptionError, match=r"^model_options\['towers'\]=.*\(no tower for side\)$"):
+        mmzoo.train(RECIPE, train_csv, **columns, model_options={"towers": {"front": "small_cnn", "question": "gru"}},
+                    output_dir=tmp_path / "bad", verbose=0, quiet=True)
+    # One column each: the inputs are "image" and "text", which towers named after the columns do not match.
+    with pytest.raises(OptionError, match="one image and one text column are the inputs 'image' and 'text'"):
+        mmzoo.train(RECIPE, train_csv, image_column="front", text_column="question",
+                    model_options={"towers": {"front": "small_cnn", "question": "gru"}},
+                    output_dir=tmp_path / "bad", verbose=0, quiet=True)
+
+
+def test_train_on_a_dataset_of_named_inputs(tmp_path):
+    """The image size and the vocabulary are read from whatever the image and text features are called."""
+    images, texts, labels = _examples("train", 16)
+    ds = tf.data.Dataset.from_tensor_slices(({"front": images, "question": texts}, labels)).batch(8)
+    towers = {"front": "small_cnn", "question": "gru"}
+    result = mmzoo.train(RECIPE, ds, epochs=1, model_options={"towers": towers, "class_names": list(shapes.ANSWERS)},
+                         output_dir=tmp_path / "run", verbose=0, quiet=True)
+    assert result.model.image_size == IMAGE_SIZE
+    assert set(result.model.vectorizers["question"].get_vocabulary()) >= set(" ".join(texts).replace("?", "").split())
+    with pytest.raises(OptionError, match=r"^model=.*takes image \(image\), text \(text\); the data has front, quest"):
+        mmzoo.train(RECIPE, ds, model_options={"class_names": list(shapes.ANSWERS)}, output_dir=tmp_path / "bad",
+                    verbose=0, quiet=True)
+
+
+def test_own_towers_and_fusion_adjust_the_recipes_defaults():
+    towers = {"front": "small_cnn", "question": "gru"}
+    assert _recipe_overrides(RECIPE, {"towers": towers}) == {"towers": towers, "image_tower": None, "text_tower": None}
+    # The glimpse recipe's options are its fusion's: another fusion goes without them.
+    assert _recipe_overrides("coord_cnn_gru_glimpse", {"fusion": "concat"}) == {
+        "fusion": "concat", "fusion_options": None, "text_token_embeddings": False}
+    # One tower has nothing to fuse.
+    assert _recipe_overrides("coord_cnn_gru_glimpse", {"towers": {"text": "gru"}})["fusion"] is None
+    assert _recipe_overrides("coord_cnn_gru_glimpse", {"dropout": 0.2}) == {"dropout": 0.2}
 
 
 class _StopAfterEpoch(keras.callbacks.Callback):
@@ -148,6 +216,8 @@ def test_a_second_call_resumes_from_the_backup(tmp_path, capsys, stopped_after, 
         ({"data": "missing.csv"}, "data='missing.csv': file not found"),
         ({"validation_data": "val.csv"}, "validation_data='val.csv': goes with .csv/.jsonl training data"),
         ({"init": "model.h5"}, "init='model.h5': expected a .keras file"),
+        ({"image_column": ["front", "side"]}, "image_column=['front', 'side']: goes with .csv/.jsonl data"),
+        ({"text_column": 3}, "text_column=3: expected a column name, a list of column names or None"),
         ({"model": "nope"}, "Unknown recipe 'nope'"),
         ({"model": 3}, "model=3: expected a recipe name"),
     ],
