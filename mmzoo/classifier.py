@@ -265,8 +265,10 @@ def _check_fusion(fusion, modalities, text_token_embeddings):
             )
         limit = getattr(FUSIONS[fusion], "max_inputs", None)
         if limit is not None and len(modalities) > limit:
+            any_number = ", ".join(sorted(name for name, cls in FUSIONS.items() if cls.max_inputs is None))
             raise ValueError(
-                f"The {fusion!r} fusion takes at most {limit} inputs. Received: {len(modalities)} inputs {list(modalities)}"
+                f"The {fusion!r} fusion takes at most {limit} inputs; for more use one of {any_number}. "
+                f"Received: {len(modalities)} inputs {list(modalities)}"
             )
         output = "tokens" if FUSIONS[fusion].requires_tokens else "pooled"
     if text_token_embeddings and output != "tokens":
