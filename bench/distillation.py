@@ -72,7 +72,8 @@ def main(argv=None):
                         help="which students to train, comma-separated (unlabelled only with --unlabelled)")
     parser.add_argument("--object-epochs", type=int, default=0,
                         help="pretrain the student's image tower on object annotations for this many epochs, then freeze it")
-    parser.add_argument("--object-weights", help="cache of that tower: loaded if the file exists, else written")
+    parser.add_argument("--object-weights", help="cache of that tower, a path ending in .weights.h5 (as Keras saves "
+                        "weights): loaded if the file exists, else written")
     parser.add_argument("--alpha", type=float, default=0.2)
     parser.add_argument("--temperature", type=float, default=4.0)
     parser.add_argument("--batch-size", type=int, default=32)

@@ -100,8 +100,7 @@ def main(argv=None):
             if kind == "pretrained":
                 copied = pretrainer.initialize(classifier)  # the one-liner
                 if args.freeze_image_tower:
-                    image_tower = f"{mmzoo.get_recipe(args.recipe)['image_tower']}_tower"
-                    mmzoo.get_backbone(classifier).get_layer(image_tower).trainable = False
+                    mmzoo.get_image_tower(classifier).trainable = False
             accuracies[kind].append(
                 finetune(classifier, vqa, vqa_validation, vqa_test, args.finetune_epochs, args.learning_rate)
             )

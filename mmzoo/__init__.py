@@ -17,7 +17,7 @@ import os
 # it has no effect if TensorFlow was imported before mmzoo.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Public names load on first use (PEP 562), so `import mmzoo` and `mmzoo --help` do not pay for importing
 # TensorFlow, and the flag above is always set before TensorFlow is.

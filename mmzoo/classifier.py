@@ -157,7 +157,7 @@ class MultimodalClassifier(keras.Model):
         self._backbone_model = backbone
         self._pipeline_layers = {key: layer for key, layer in pipeline.items() if layer is not None}
         self._config = dict(
-            towers=dict(towers), num_classes=num_classes, fusion=fusion,
+            towers=_without_weight_files(towers), num_classes=num_classes, fusion=fusion,
             class_names=None if class_names is None else [str(c) for c in class_names],
             vocabulary=None if vocabulary is None else [str(t) for t in vocabulary], image_size=image_size,
             sequence_length=sequence_length, image_weights=None, trainable_stages=trainable_stages,
@@ -179,12 +179,14 @@ class MultimodalClassifier(keras.Model):
         return self._backbone_model
 
     def preprocess_inputs(self, features):
-        """Raw features -> the backbone's numeric inputs (strings vectorized, pixels as they are). Runs in
-        tf.data (`mmzoo.preprocessing.preprocess_dataset`) or eagerly."""
+        """Raw features -> the backbone's numeric inputs (strings vectorized; pixels as they are, or resized to
+        their input's size as an export resizes them). Runs in tf.data
+        (`mmzoo.preprocessing.preprocess_dataset`) or eagerly."""
         fed = {}
         for key, modality in self._modalities.items():
+            value = get_input_kind(modality.kind).prepare(modality, features[key])
             layer = self._pipeline_layers.get(key)
-            fed[modality.backbone_key] = features[key] if layer is None else layer(features[key])
+            fed[modality.backbone_key] = value if layer is None else layer(value)
         return fed
 
     @property
@@ -228,6 +230,13 @@ class MultimodalClassifier(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _without_weight_files(towers):
+    """`towers` as the config stores it: a saved model's weights come from its own file, so no tower's
+    `image_weights` (a path that may be gone, or "imagenet", a download) is loaded again when it is rebuilt."""
+    return {key: {k: v for k, v in spec.items() if k != "image_weights"} if isinstance(spec, dict) else spec
+            for key, spec in towers.items()}
 
 
 def _modalities(towers, shared):

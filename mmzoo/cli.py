@@ -41,7 +41,6 @@ DEFAULT_SEED = 0
 DEFAULT_PRETRAIN_RECIPE = "small_cnn_bilstm_attention"
 DEFAULT_PRETRAIN_DATASET = "mmzoo_shapes/captions"
 DEFAULT_STUDENT_RECIPE = "small_cnn_lstm_concat"
-EXAMPLE_QUESTION = "what color is the circle?"  # a question of DEFAULT_DATASET, for the "try it" line
 
 # Library argument names whose flag is not the name with dashes.
 _FLAGS = {"data": "--dataset", "validation_data": "--val-data", "validation_split": "--val-split",
@@ -199,7 +198,7 @@ def _add_list(commands):
     listing = commands.add_parser(
         "list", help="list the registered recipes: towers, fusion, parameter count",
         description="The registered recipes with their image tower, text tower, fusion, number of parameters (for "
-        "the bundled vqa data's 14 classes and 36 words) and description.")
+        "the bundled vqa data's classes and vocabulary) and description.")
     listing.add_argument("--no-params", dest="params", action="store_false", help="skip the parameter counts")
     listing.set_defaults(run=_list)
 
@@ -369,9 +368,6 @@ def _export_dir(args, default_name):
 # === list ===
 
 
-# Parameter counts in `mmzoo list` are for the bundled mmzoo_shapes/vqa: 14 answers, 36 words.
-LIST_NUM_CLASSES = 14
-LIST_VOCABULARY_SIZE = 36
 LIST_IMAGE_SIZE = 32  # the towers are convolutional: their parameter count does not depend on the image size
 
 
@@ -391,8 +387,11 @@ def _list(args):
         cells = [cell.rjust(width) if j == 4 else cell.ljust(width) for j, (cell, width) in enumerate(zip(row, widths))]
         print("  ".join(cells) + "  " + ("description" if i == 0 else describe_recipe(row[0])))
     if args.params:
-        print(f"\nparams: trainable and non-trainable, built for {LIST_NUM_CLASSES} classes and a {LIST_VOCABULARY_SIZE}-word "
-              "vocabulary (the bundled mmzoo_shapes/vqa); the image towers' counts do not depend on the image size.")
+        from mmzoo.data import bundled
+
+        print(f"\nparams: trainable and non-trainable, built for {bundled.VQA_NUM_CLASSES} classes and a "
+              f"{bundled.VQA_VOCABULARY_SIZE}-word vocabulary (the bundled {bundled.VQA}); the image towers' counts do "
+              "not depend on the image size.")
     return 0
 
 
@@ -417,12 +416,15 @@ def _parameter_counts(names):
             towers[tower] = [real.count_params(), list(real.output.shape[1:])]
         return _parameter_free_tower(image_size, *towers[tower][1], tokens=output == "tokens", name=name)
 
-    vocabulary = [f"word{i}" for i in range(LIST_VOCABULARY_SIZE)]
+    from mmzoo.data import bundled
+
+    vocabulary = [f"word{i}" for i in range(bundled.VQA_VOCABULARY_SIZE)]
     counts = {}
     image_towers.build_image_tower = stand_in
     try:
         for name in names:
-            model = build_model(name, num_classes=LIST_NUM_CLASSES, vocabulary=vocabulary, image_size=LIST_IMAGE_SIZE)
+            model = build_model(name, num_classes=bundled.VQA_NUM_CLASSES, vocabulary=vocabulary,
+                                image_size=LIST_IMAGE_SIZE)
             tower = get_recipe(name)["image_tower"]
             counts[name] = model.count_params() + (towers[tower][0] if tower is not None else 0)
     finally:
@@ -502,8 +504,10 @@ def _train(args):
         output_dir=args.output_dir or os.path.join("runs", args.recipe),
         export_dir=_export_dir(args, args.recipe), verbose=args.verbose)
     if result.is_chief and result.paths["export"]:
+        from mmzoo.data import bundled
+
         # A question the bundled data's models can answer; for other data, the user's own.
-        text = EXAMPLE_QUESTION if args.dataset.split(":")[0] == DEFAULT_DATASET else "TEXT"
+        text = bundled.EXAMPLE_QUESTION if args.dataset.split(":")[0] == bundled.VQA else "TEXT"
         example = _predict_example(result.model, text)
         print(f'  try it          mmzoo predict --model {result.paths["export"]} {example}')
     return 0
@@ -633,7 +637,7 @@ def _fit_student(args, teacher, student, data, output_dir):
 
     from mmzoo.run_files import has_nan_loss, read_csv_log
     from mmzoo.trainers import Distiller
-    from mmzoo.training import learning_rate_schedule
+    from mmzoo.schedules import learning_rate_schedule
 
     distiller = Distiller(teacher=teacher, student=student, alpha=args.alpha, temperature=args.temperature)
     steps = data.steps_per_epoch(args.batch_size)

@@ -23,8 +23,8 @@ import time
 
 from mmzoo import distribute
 from mmzoo.run_files import BACKUP_DIR, CSV_LOG, KERAS_MODEL, LOG_DIR, OBJECT_WEIGHTS, PLOT
+from mmzoo.schedules import SCHEDULES, learning_rate_schedule
 
-SCHEDULES = ("cosine", "constant")
 OWN_DATA_SUFFIXES = (".csv", ".jsonl")
 DEFAULT_COLUMNS = {"image_column": "image", "text_column": "text"}  # the own-data loaders' defaults
 AUTO_OBJECT_EPOCHS = 4  # what object_epochs="auto" means where object pretraining is possible
@@ -160,19 +160,6 @@ def _is_file_data(data):
     return isinstance(data, (str, os.PathLike)) and str(data).lower().endswith(OWN_DATA_SUFFIXES)
 
 
-def learning_rate_schedule(learning_rate, schedule, steps_per_epoch, epochs):
-    """`learning_rate` under `schedule`: ``"cosine"`` decays it to 0 over `epochs` of `steps_per_epoch` steps,
-    ``"constant"`` keeps it (as does an unknown number of steps: None or negative)."""
-    if schedule not in SCHEDULES:
-        raise OptionError("schedule", schedule, f"expected one of {', '.join(SCHEDULES)}")
-    if schedule == "constant" or not steps_per_epoch or steps_per_epoch < 0:
-        return learning_rate
-    import keras
-
-    # Keyed on the optimizer's step count, which the backup restores: a resumed run continues the same curve.
-    return keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=epochs * steps_per_epoch)
-
-
 # === Data ===
 
 
@@ -192,9 +179,11 @@ def load_data(data, *, validation_data=None, test_data=None, train_split="train"
     import tensorflow as tf
 
     if isinstance(data, tf.data.Dataset):
-        for argument, value in (("validation_data", validation_data), ("test_data", test_data)):
+        for argument, value in (("data", data), ("validation_data", validation_data), ("test_data", test_data)):
             if value is not None and not isinstance(value, tf.data.Dataset):
                 raise OptionError(argument, value, "expected a tf.data.Dataset (as `data` is) or None")
+            if value is not None:
+                _check_batched(argument, value)
         test, source = (test_data, "test_data") if test_data is not None else (validation_data, "validation_data")
         return TrainingData(data, validation_data, test, "a tf.data.Dataset", source if test is not None else None)
     if not isinstance(data, (str, os.PathLike)):
@@ -211,6 +200,17 @@ def load_data(data, *, validation_data=None, test_data=None, train_split="train"
     test = mmzoo.data.load(data, test_split, **common) if test_split else None
     return TrainingData(train, validation, test, info.name, f"{data} {test_split}" if test_split else None, info,
                         tfds_name=data)
+
+
+def _check_batched(argument, dataset):
+    """A dataset of `(features dict, label)` batches, else one line now rather than a shape error inside `fit`."""
+    spec = dataset.element_spec
+    features = spec[0] if isinstance(spec, tuple) and len(spec) in (2, 3) else None
+    ranks = [s.shape.rank for s in features.values()] if isinstance(features, dict) else []
+    if not ranks or any(rank is None or rank < 1 for rank in ranks) or spec[1].shape.rank is None \
+            or spec[1].shape.rank < 1:
+        raise OptionError(argument, dataset, "expected batches of (features dict, label), e.g. "
+                          "dataset.batch(32); received elements " + repr(spec)[:200])
 
 
 def _load_files(path, validation_path, test_path, *, batch_size, image_size, seed, class_names, columns):
@@ -394,7 +394,10 @@ class _Training:
             self.name, self.image_size = model, self.o["image_size"]
             self.class_names = (self.o["model_options"] or {}).get("class_names")
         elif isinstance(model, keras.Model):
-            size = getattr(model, "image_size", None)
+            sizes = {m.image_size for m in getattr(model, "modalities", {}).values() if m.kind == "image"}
+            # Image inputs of several sizes: the data keeps its own size, and each input's pipeline step resizes it
+            # (`MultimodalClassifier.preprocess_inputs`), as the export resizes a decoded image.
+            size = getattr(model, "image_size", None) if len(sizes) <= 1 else None
             if self.o["image_size"] is not None and size is not None and self.o["image_size"] != size:
                 raise OptionError("image_size", self.o["image_size"], f"model {model.name!r} takes {size} px images; "
                                   "leave image_size out")
@@ -433,7 +436,7 @@ class _Training:
         with self.strategy.scope():
             options = self._model_kwargs()
             if pretrained is not None:  # token ids must mean the same words as in pretraining
-                options["vocabulary"] = mmzoo.get_vectorizer(pretrained).get_vocabulary(include_special_tokens=False)
+                options["vocabulary"] = _pretrained_vocabulary(pretrained, o["init"])
             model = mmzoo.build_model(o["model"], **options)
             copied = _copy_pretrained(pretrained, model, o["init"]) if pretrained is not None else []
         return model, copied
@@ -532,8 +535,8 @@ class _Training:
 
         o = self.o
         # A tower frozen after object pretraining gives the same outputs every epoch: computed once, the rest of
-        # the backbone trains on them (on the bundled data 10 000 x 64 x 130 floats, 333 MB; larger data keeps
-        # running the tower every epoch).
+        # the backbone trains on them, as long as they fit in TOWER_OUTPUT_CACHE_BYTES (examples x tokens x
+        # width x 4 bytes); larger data keeps running the tower every epoch.
         towers = list(model.image_towers.values())
         self.fit_on_tower_outputs = (
             bool(self.object_epochs) and not any(tower.trainable for tower in towers) and not self.multi_worker
@@ -735,6 +738,15 @@ def _infer_model_kwargs(dataset, model_options):
     if need_words and texts:
         options["vocabulary"] = mmzoo.adapt_vocabulary(texts)
     return options
+
+
+def _pretrained_vocabulary(pretrained, path):
+    """The vocabulary of `pretrained`'s text inputs (they share one, as `build_classifier` builds them)."""
+    vectorizers = list(getattr(pretrained, "vectorizers", {}).values())
+    if not vectorizers:
+        raise OptionError("init", path, "expected a pretrained classifier with a text input (as `mmzoo pretrain` "
+                          "saves), whose vocabulary the new model takes")
+    return vectorizers[0].get_vocabulary(include_special_tokens=False)
 
 
 def _copy_pretrained(source, target, path):

@@ -14,6 +14,7 @@ import pytest
 
 import mmzoo
 from mmzoo import cli
+from mmzoo.data import bundled
 
 pytestmark = pytest.mark.xdist_group("cli")
 
@@ -69,9 +70,9 @@ def test_list_shows_every_recipe_with_towers_fusion_and_parameters(capsys, tmp_p
         assert line.split()[:4] == [name, recipe["image_tower"], recipe["text_tower"], recipe["fusion"]]
         assert mmzoo.describe_recipe(name) in line
     # The count is the real model's, for the bundled data's 14 classes and 36 words.
-    vocabulary = [f"w{i}" for i in range(cli.LIST_VOCABULARY_SIZE)]
+    vocabulary = [f"w{i}" for i in range(bundled.VQA_VOCABULARY_SIZE)]
     for name in ("small_cnn_lstm_concat", cli.DEFAULT_RECIPE):
-        model = mmzoo.build_model(name, num_classes=cli.LIST_NUM_CLASSES, vocabulary=vocabulary, image_size=32)
+        model = mmzoo.build_model(name, num_classes=bundled.VQA_NUM_CLASSES, vocabulary=vocabulary, image_size=32)
         row = next(line for line in rows if line.startswith(name + " "))
         assert row.split()[4] == f"{model.count_params():,}"
     assert (tmp_path / "mmzoo" / "tower_parameters.json").is_file()
@@ -188,7 +189,7 @@ def test_train_under_mirrored_strategy_exports_the_raw_input_model(tmp_path, cap
     out = capsys.readouterr().out
     assert "Test accuracy: " in out
     # The bundled data's runs suggest one of its questions to try the export with.
-    assert f'--image IMAGE.png --text "{cli.EXAMPLE_QUESTION}"' in out
+    assert f'--image IMAGE.png --text "{bundled.EXAMPLE_QUESTION}"' in out
     served = mmzoo.load_exported(str(export_dir))
     outputs = served({"image": np.zeros((2, IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8), "text": ["what color is the circle?", ""]})
     np.testing.assert_allclose(np.asarray(outputs["probabilities"]).sum(axis=-1), 1.0, rtol=1e-5)

@@ -58,7 +58,8 @@ def test_a_model_knows_its_inputs_towers_and_parts():
     assert model.image_towers["front"] is not model.image_towers["side"]
     assert model.class_names == CLASS_NAMES and model.num_classes == 3
     assert model.fusion.name == "fusion" and model.head.name == "head"
-    ids = model.preprocess_inputs({"front": None, "side": None, "question": tf.constant(["what color"])})
+    features, _ = _three_input_batch(4)
+    ids = model.preprocess_inputs({**features, "question": tf.constant(["what color"] * 4)})
     np.testing.assert_array_equal(ids["question_token_ids"].numpy()[0, :3], [2, 3, 0])
 
 
@@ -139,3 +140,19 @@ def test_a_three_input_model_trains_saves_exports_and_serves(tmp_path):
         "question": list(features["question"]),
     })
     np.testing.assert_allclose(by_bytes["probabilities"], probabilities, atol=1e-5)
+
+
+def test_a_tower_weights_file_is_not_kept_in_the_config(tmp_path):
+    tower = mmzoo.towers.build_image_tower("small_cnn", image_size=32)
+    weights = tmp_path / "tower.weights.h5"
+    tower.get_layer("small_cnn_backbone").save_weights(weights)
+    towers = {"front": {"tower": "small_cnn", "image_weights": str(weights)}, "side": "small_cnn", "question": "gru"}
+    model = mmzoo.build_classifier(towers=towers, fusion="concat", **tiny_overrides())
+    assert model.get_config()["towers"]["front"] == {"tower": "small_cnn"}
+    model.save(tmp_path / "m.keras")
+    weights.unlink()  # the saved model has its own copy of the tower's weights
+    reloaded = mmzoo.load_model(tmp_path / "m.keras")
+    for loaded, built, written in zip(reloaded.image_towers["front"].weights, model.image_towers["front"].weights,
+                                      tower.weights):
+        np.testing.assert_array_equal(loaded.numpy(), built.numpy())
+        np.testing.assert_array_equal(built.numpy(), written.numpy())  # the file's weights reached the model

@@ -283,3 +283,31 @@ def test_the_csv_log_keeps_the_epochs_before_the_resumed_one(tmp_path):
     assert run_files.read_csv_log(str(path)) == [{"epoch": 0, "loss": 2.0}, {"epoch": 1, "loss": 1.5}]
     run_files.trim_csv_log(str(path), 0)
     assert not path.exists()
+
+
+def test_an_unbatched_dataset_is_a_one_line_error(tmp_path):
+    images, texts, labels = _examples("train", 4)
+    unbatched = tf.data.Dataset.from_tensor_slices(({"image": images, "text": texts}, labels))
+    with pytest.raises(OptionError, match=r"^data=.*expected batches of \(features dict, label\)") as error:
+        mmzoo.train(RECIPE, unbatched, epochs=1, output_dir=tmp_path, quiet=True)
+    assert "\n" not in str(error.value)
+
+
+def test_image_inputs_of_two_sizes_train_on_data_of_one_size(tmp_path):
+    """Each image input is resized to its own size in the input pipeline, as the export resizes it."""
+    images, texts, labels = _examples("train", 16)
+    dataset = tf.data.Dataset.from_tensor_slices(
+        ({"front": images, "side": images[:, ::-1], "question": texts}, labels)).batch(8)
+    towers = {"front": "small_cnn", "side": {"tower": "small_cnn", "image_size": 16}, "question": "gru"}
+    model = mmzoo.build_classifier(towers=towers, fusion="concat", num_classes=len(shapes.ANSWERS), texts=texts,
+                                   image_size=IMAGE_SIZE, sequence_length=8, embedding_dim=8, text_units=8,
+                                   fusion_units=8)
+    result = mmzoo.train(model, dataset, validation_data=dataset, epochs=1, output_dir=tmp_path / "run",
+                         export_dir=tmp_path / "export", quiet=True, verbose=0)
+    assert 0.0 <= result.test_metrics["accuracy"] <= 1.0
+    features = next(iter(dataset))[0]
+    fed = model.preprocess_inputs(features)
+    assert fed["front"].shape[1:] == (IMAGE_SIZE, IMAGE_SIZE, 3) and fed["side"].shape[1:] == (16, 16, 3)
+    served = mmzoo.load_exported(result.paths["export"])({k: v.numpy() for k, v in features.items()})
+    logits = model.backbone(fed, training=False)
+    np.testing.assert_allclose(served["probabilities"], tf.nn.softmax(logits).numpy(), atol=1e-5)

@@ -231,6 +231,17 @@ class ImageInput(InputKind):
             raise ValueError(f"`image_size` of input {name!r} must be a positive integer. Received: image_size={size!r}")
         return dict(options)
 
+    def prepare(self, modality, value):
+        """Pixels of another size than this input's are resized with the function the data pipelines and the
+        export use (`mmzoo.images.resize_image`), so an input whose size differs from the data's still sees
+        what the export would show it. Pixels of the right size pass unchanged."""
+        size = modality.image_size
+        if tuple(value.shape[-3:-1]) == (size, size):
+            return value
+        from mmzoo.images import resize_image
+
+        return resize_image(value, size)
+
     def encode(self, modality, x, *, output, dropout):
         tower = build_image_tower(
             modality.tower,

@@ -56,9 +56,9 @@ class Modality:
 
 class InputKind:
     """How inputs of one kind enter a model. A subclass sets `name` and `defaults` (the options a modality of
-    this kind takes, with their defaults) and implements the four steps a raw input goes through:
+    this kind takes, with their defaults) and implements the steps a raw input goes through:
 
-    raw `keras.Input` --`pipeline_layer` (tf.data; None if nothing must run there)--> `backbone_input`
+    raw `keras.Input` --`prepare`, `pipeline_layer` (tf.data; nothing by default)--> `backbone_input`
     --`encode` (the tower)--> pooled `(batch, dim)` or token `(batch, steps, dim)` features.
     """
 
@@ -100,6 +100,10 @@ class InputKind:
 
         return keras.Input(modality.shape, dtype=modality.dtype, name=modality.name)
 
+    def prepare(self, modality, value):
+        """What the input pipeline does to a raw value before the pipeline layer: nothing by default."""
+        return value
+
     def pipeline_layer(self, modality):
         return None
 
@@ -125,7 +129,8 @@ def register_tower(name, kind):
 
 
 def register_input_kind(kind):
-    """Register an input kind (an `InputKind` instance, see mmzoo/towers/kinds.py) under `kind.name`."""
+    """Register an input kind (an `InputKind` instance, e.g. `ImageInput` in mmzoo/towers/image.py) under
+    `kind.name`."""
     if kind.name in _KINDS:
         raise ValueError(f"An input kind named {kind.name!r} is already registered.")
     _KINDS[kind.name] = kind

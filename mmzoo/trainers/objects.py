@@ -131,7 +131,7 @@ def _fit_object_grid(classifier, dataset, split, *, epochs, batch_size, image_si
 
     from mmzoo.data import load_object_grid
     from mmzoo.optimizers import compile_model
-    from mmzoo.training import learning_rate_schedule
+    from mmzoo.schedules import learning_rate_schedule
 
     side = grid_size(classifier)
     objects, num_classes = load_object_grid(dataset, split, grid_size=side, batch_size=batch_size,
