@@ -43,3 +43,22 @@ def test_a_0_1_0_export_loads_and_serves_as_before(name, cases):
     outputs = served(inputs)
     np.testing.assert_allclose(outputs["probabilities"], cases[f"{name}/probabilities"], rtol=1e-5, atol=1e-6)
     assert outputs["label"].tolist() == [["red", "blue", "two"][i] for i in cases[f"{name}/probabilities"].argmax(-1)]
+
+
+def test_a_0_1_0_model_with_a_frozen_tower_stays_frozen(tmp_path, cases):
+    import keras
+
+    import mmzoo.classifier  # noqa: F401  (registers mmzoo's layers for the plain Keras load)
+
+    legacy = keras.saving.load_model(os.path.join(FIXTURES, "concat.keras"))  # the 0.1.0 functional model
+    assert type(legacy).__name__ == "Functional"
+    tower = next(layer for layer in legacy.get_layer("backbone").layers if layer.name.endswith("_tower"))
+    tower.trainable = False  # as 0.1.0's `mmzoo train` saved its model after object pretraining
+    legacy.save(tmp_path / "frozen.keras")
+    model = mmzoo.load_model(tmp_path / "frozen.keras")
+    assert type(model).__name__ == "MultimodalClassifier"
+    assert not mmzoo.get_image_tower(model).trainable
+    assert all(not w.trainable for w in mmzoo.get_image_tower(model).weights)
+    assert model.backbone.get_layer("fusion").trainable
+    np.testing.assert_allclose(np.asarray(model(_feed(cases, "concat"), training=False)), cases["concat/logits"],
+                               rtol=1e-5, atol=1e-5)
