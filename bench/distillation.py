@@ -34,6 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import mmzoo  # noqa: E402  (sets TF_ENABLE_ONEDNN_OPTS before TensorFlow is imported)
 import mmzoo.data  # noqa: E402
 import keras  # noqa: E402
+from mmzoo.schedules import learning_rate_schedule  # noqa: E402
 from mmzoo.trainers import Distiller  # noqa: E402
 from mmzoo.trainers.objects import pretrain_objects  # noqa: E402
 
@@ -124,9 +125,7 @@ def main(argv=None):
             mmzoo.get_image_tower(student).set_weights(tower_weights)
             mmzoo.get_image_tower(student).trainable = False
         distiller = Distiller(teacher, student, alpha=alpha, temperature=args.temperature, seed=args.seed)
-        learning_rate = args.learning_rate
-        if args.schedule == "cosine":
-            learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * int(data.cardinality()))
+        learning_rate = learning_rate_schedule(args.learning_rate, args.schedule, int(data.cardinality()), epochs)
         distiller.compile(optimizer=keras.optimizers.Adam(learning_rate))
         distiller.fit(data, epochs=epochs, verbose=2)
         results[name] = compiled_classifier(student, args.learning_rate).evaluate(test, verbose=0, return_dict=True)[
