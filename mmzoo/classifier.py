@@ -244,7 +244,9 @@ def _modalities(towers, shared):
     modalities = {}
     for key, spec in towers.items():
         if not isinstance(key, str) or not key.isidentifier() or not key.islower():
-            raise ValueError(f"Input names must be lowercase identifiers (they name inputs and layers). Received: {key!r}")
+            raise ValueError(
+                f"Input names must be lowercase identifiers (they name inputs and layers). Received: {key!r}"
+            )
         overrides = dict(spec) if isinstance(spec, dict) else {"tower": spec}
         tower = get_tower(overrides.pop("tower", None), argument=f"towers[{key!r}]")
         kind = get_input_kind(tower.kind)
@@ -369,7 +371,9 @@ def get_feature_model(model):
     backbone = model.backbone
     towers = {model.modalities[key].backbone_key: tower for key, tower in model.image_towers.items()}
     if not towers:
-        raise ValueError(f"A feature model needs a classifier with an image tower. Received: {model.name!r}, which has none")
+        raise ValueError(
+            f"A feature model needs a classifier with an image tower. Received: {model.name!r}, which has none"
+        )
     inputs = {
         key: keras.Input(towers[key].output.shape[1:], name=key) if key in towers
         else keras.Input(tensor.shape[1:], dtype=tensor.dtype, name=key)

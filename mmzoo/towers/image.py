@@ -1,7 +1,8 @@
 """Image towers: raw pixels (0..255) in, a pooled vector or a sequence of spatial tokens out.
 
-Every tower is a `keras.Model` built by a function registered with `@register_tower(name, kind="image")`. Preprocessing is part of the
-tower, so a model built from it takes the same raw pixels in training and in a SavedModel export.
+Every tower is a `keras.Model` built by a function registered with `@register_tower(name, kind="image")`.
+Preprocessing is part of the tower, so a model built from it takes the same raw pixels in training and in a
+SavedModel export.
 """
 
 import os
@@ -228,7 +229,9 @@ class ImageInput(InputKind):
     def check_options(self, name, options):
         size = options.get("image_size", self.defaults["image_size"])
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            raise ValueError(f"`image_size` of input {name!r} must be a positive integer. Received: image_size={size!r}")
+            raise ValueError(
+                f"`image_size` of input {name!r} must be a positive integer. Received: image_size={size!r}"
+            )
         return dict(options)
 
     def prepare(self, modality, value):

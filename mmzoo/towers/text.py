@@ -151,7 +151,9 @@ class TextInput(InputKind):
 
     def check_options(self, name, options):
         if options.get("vocabulary") is None:
-            raise ValueError(f"The text input {name!r} needs a `vocabulary` (a list of tokens). Received: vocabulary=None")
+            raise ValueError(
+                f"The text input {name!r} needs a `vocabulary` (a list of tokens). Received: vocabulary=None"
+            )
         options = dict(options, vocabulary=tuple(check_vocabulary(options["vocabulary"])))
         length = options.get("sequence_length", self.defaults["sequence_length"])
         if not isinstance(length, int) or isinstance(length, bool) or length < 1:
