@@ -10,6 +10,11 @@ DESIGN.md section 4) while the full model, and so its export, still takes raw st
 draws the whole path from a dataset row to a served signature.
 """
 
+import json
+import os
+import re
+import zipfile
+
 import keras
 
 import mmzoo.optimizers  # noqa: F401  (registers the fused Adam, so load_model restores models compiled with it)
@@ -394,7 +399,55 @@ def load_model(path, safe_mode=True):
     Importing this module registers every mmzoo layer (towers, fusion, heads) and optimizer; `import mmzoo` alone
     is lazy and registers nothing, so a bare `keras.saving.load_model` would not know them. A classifier saved
     by mmzoo 0.1.0 (a plain functional model) comes back as a `MultimodalClassifier` with the same weights.
+
+    Raises `ModelFileError` (a ValueError), in one line naming the file, for a file that is missing, not a
+    `.keras` archive, without `config.json`, naming a class nothing registered, or otherwise unreadable.
     """
     from mmzoo.compat import upgrade_classifier
 
-    return upgrade_classifier(keras.saving.load_model(path, safe_mode=safe_mode))
+    path = os.fspath(path)
+    _check_model_file(path)
+    try:
+        model = keras.saving.load_model(path, safe_mode=safe_mode)
+    except (KeyError, TypeError, ValueError, OSError, RuntimeError, AttributeError) as error:
+        raise ModelFileError(f"Cannot load the model {path}: {_load_failure(error)}") from error
+    return upgrade_classifier(model)
+
+
+class ModelFileError(ValueError):
+    """A saved model file that cannot be loaded; the message names the file and what is wrong."""
+
+
+def _check_model_file(path):
+    """What can be told of a `.keras` file before Keras reads it: there, a zip archive, with a JSON config."""
+    if not os.path.isfile(path):
+        raise ModelFileError(f"No model file at {path}: expected a .keras file (as model.save() writes).")
+    if not path.endswith(".keras"):
+        return  # a legacy .h5 model: Keras tells
+    if not zipfile.is_zipfile(path):
+        raise ModelFileError(f"Cannot load the model {path}: not a .keras archive (a .keras file is a zip file); "
+                             "it may be cut short or not a model at all.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            json.loads(archive.read("config.json"))
+    except KeyError:
+        raise ModelFileError(f"Cannot load the model {path}: the archive has no config.json, so it is not a "
+                             ".keras model file.") from None
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        raise ModelFileError(f"Cannot load the model {path}: its config.json is unreadable ({error}).") from None
+
+
+def _load_failure(error):
+    """One line saying why Keras could not load a model: the unregistered class if one is named anywhere in the
+    chain of errors, else the first line of the innermost message, shortened (Keras appends whole configs)."""
+    chain = []
+    while error is not None and len(chain) < 20:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    for link in chain:
+        missing = re.search(r"Could not locate (?:class|function) '([^']+)'", str(link))
+        if missing:
+            return (f"it names {missing.group(1)!r}, which nothing registered; import the code that defines it "
+                    "(decorated with @keras.saving.register_keras_serializable) before loading.")
+    message = " ".join(str(chain[-1]).strip().splitlines()[:1]).strip() or type(chain[-1]).__name__
+    return message if len(message) <= 240 else message[:237] + "..."

@@ -330,7 +330,7 @@ def main(argv=None):
         return 2
     try:
         return args.run(args)
-    except (ValueError, TrainingFailed, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError) as error:
+    except (ValueError, TrainingFailed, OSError) as error:  # OSError: every file problem, a path named
         print(f"mmzoo {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -344,6 +344,9 @@ def _one_line(error):
     if isinstance(error, OptionError):
         flag = _FLAGS.get(error.argument, "--" + error.argument.replace("_", "-"))
         return " ".join(f"{flag} {_as_flag_value(error.value)}: {error.expected}".split())
+    if isinstance(error, OSError) and error.strerror and error.filename:  # not "[Errno 13] ...: '/x'"
+        target = f" -> {os.fsdecode(error.filename2)}" if error.filename2 else ""
+        return f"{os.fsdecode(error.filename)}{target}: {error.strerror}"
     return " ".join(str(error).split()) or type(error).__name__
 
 

@@ -69,16 +69,28 @@ def _read_epoch(path):
 
 
 def readable_h5(path):
-    """Whether `path` is an HDF5 file that opens (a kill while writing leaves one that does not)."""
-    if not os.path.exists(path):
+    """Whether `path` is an HDF5 file whose every group, dataset and attribute reads back. A kill while writing
+    leaves one that does not open; other damage can leave the header intact and break a single object, which
+    Keras would only meet while loading (a KeyError or RuntimeError)."""
+    if not os.path.isfile(path):
         return False
     try:
         import h5py
 
-        with h5py.File(path, "r"):
-            return True
-    except Exception:  # noqa: BLE001  (h5py raises OSError and others on a truncated file)
+        with h5py.File(path, "r") as f:
+            _read_all(f)
+            f.visititems(lambda name, item: _read_all(item))
+        return True
+    except Exception:  # noqa: BLE001  (h5py raises OSError, KeyError, RuntimeError, ... on damaged files)
         return False
+
+
+def _read_all(item):
+    """Read an HDF5 object's attributes and, for a dataset, its values; None, so `visititems` goes on."""
+    dict(item.attrs)
+    if hasattr(item, "dtype"):  # a dataset
+        item[()]
+    return None
 
 
 def trim_csv_log(path, resume_epoch):
