@@ -11,12 +11,13 @@ import contextlib
 import json
 import os
 import re
+import shutil
+import uuid
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from mmzoo import export_dirs
 from mmzoo.heads import find_class_names
 from mmzoo.images import decode_image, resize_image
 
@@ -25,6 +26,7 @@ SERVING_IMAGE_BYTES = "serving_image_bytes"
 EMBED_PREFIX = "embed_"
 METADATA_FILE = os.path.join("assets.extra", "mmzoo.json")
 _ENCODER_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_VERSION = re.compile(r"^[0-9]+$")
 
 
 def export_model(model, path, *, overwrite=False):
@@ -63,12 +65,44 @@ def export_model(model, path, *, overwrite=False):
         models = [model]
     else:
         raise ValueError(f"`model` must be a keras.Model. Received: model={model!r}")
-    model_dir, version = export_dirs.split_target(path)
-    with export_dirs.Staging(model_dir, version, overwrite=overwrite) as staging:
+    target = _version_directory(os.fspath(path))
+    if os.path.exists(target) and not overwrite:
+        raise FileExistsError(f"Export target {target} already exists; pass overwrite=True to replace it.")
+    parent = os.path.dirname(target) or "."
+    os.makedirs(parent, exist_ok=True)
+    staging = os.path.join(parent, f".{os.path.basename(target)}.tmp-{uuid.uuid4().hex}")
+    try:
         with _portable_recurrent_layers(*models):
-            _build_archive(model, specs).write_out(staging.path, verbose=False)
-        _write_metadata(staging.path, specs, None if isinstance(model, dict) else _class_names(model))
-        return staging.publish()
+            _build_archive(model, specs).write_out(staging, verbose=False)
+        _write_metadata(staging, specs, None if isinstance(model, dict) else _class_names(model))
+        _swap_into_place(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _version_directory(path):
+    path = path.rstrip("/\\") or path
+    if _VERSION.match(os.path.basename(path)):
+        if int(os.path.basename(path)) < 1:
+            raise ValueError(f"A SavedModel version must be a positive integer. Received: path={path!r}")
+        return path
+    versions = [int(entry) for entry in os.listdir(path) if _VERSION.match(entry)] if os.path.isdir(path) else []
+    return os.path.join(path, str(max(versions, default=0) + 1))
+
+
+def _swap_into_place(staging, target):
+    if not os.path.exists(target):
+        os.rename(staging, target)
+        return
+    retired = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.old-{uuid.uuid4().hex}")
+    os.rename(target, retired)
+    try:
+        os.rename(staging, target)
+    except BaseException:
+        os.rename(retired, target)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
 
 
 def _input_specs(model):
@@ -172,6 +206,77 @@ def _decode_images(encoded, size):
     return tf.cast(pixels, tf.float32)
 
 
+def _runtime_shape(tensor):
+    """The shape `tensor` has in this request, as a vector. A signature declares `[None, None, None, 3]`, but
+    TensorFlow does not enforce a signature's shape and the graph optimizer folds `tf.rank`/`tf.shape` of a
+    declared rank into constants, which would make a rank check pass whatever is sent; a length that depends on
+    the values (a boolean mask) keeps the check on what was received."""
+    shape = tf.shape(tensor)
+    return tf.boolean_mask(shape, shape >= 0)
+
+
+def _shape_text(shape):
+    """A runtime shape vector -> "(1, 32, 32, 3)", as Python writes shapes (so "(5,)" for one axis)."""
+    end = tf.where(tf.equal(tf.size(shape), 1), ",)", ")")
+    return tf.strings.join(["(", tf.strings.reduce_join(tf.strings.as_string(shape), separator=", "), end])
+
+
+def _assert(condition, *parts):
+    return tf.debugging.Assert(condition, [tf.strings.join(list(parts))], summarize=1)
+
+
+def _pixel_checks(name, pixels):
+    """Assertions that input `name` is a batch of RGB images, each at least 1 x 1. Messages leave the name
+    unquoted: an assertion's message is C-escaped, which would show 'image' as \\'image\\'."""
+    shape = _runtime_shape(pixels)
+    sides = tf.concat([shape, tf.fill([4], -1)], 0)[:4]  # indexable whatever the rank received
+    batched = tf.equal(tf.size(shape), 4)
+    received = (" Received: shape ", _shape_text(shape))
+    return [
+        _assert(batched, f"Input {name} must be uint8 pixels of shape [batch, height, width, 3].", *received),
+        _assert(~batched | tf.equal(sides[3], 3),
+                f"Input {name} must have 3 channels (RGB), shape [batch, height, width, 3].", *received),
+        _assert(~batched | ((sides[1] >= 1) & (sides[2] >= 1)),
+                f"Input {name} must have height and width >= 1, shape [batch, height, width, 3].", *received),
+    ]
+
+
+def _string_checks(name, strings):
+    shape = _runtime_shape(strings)
+    return [_assert(tf.equal(tf.size(shape), 1), f"Input {name} must be strings of shape [batch].",
+                    " Received: shape ", _shape_text(shape))]
+
+
+def _checked(inputs, kinds):
+    """`inputs` ({name: tensor}) once every check has passed, and their common batch size. `kinds` names each
+    input's kind: "pixels" or "strings". Shapes are checked first (a batch size needs a batch axis), then batch
+    sizes: one image with three texts would otherwise be broadcast to three answers by some fusions."""
+    checks = [check for name, kind in kinds.items()
+              for check in (_pixel_checks if kind == "pixels" else _string_checks)(name, inputs[name])]
+    with tf.control_dependencies(checks):
+        inputs = {name: tf.identity(value) for name, value in inputs.items()}
+        batches = {name: tf.shape(value)[0] for name, value in inputs.items()}
+    sizes = tf.stack(list(batches.values()))
+    received = [part for i, (name, size) in enumerate(batches.items())
+                for part in ((", " if i else "") + f"{name} ", tf.strings.as_string(size))]
+    same = _assert(tf.reduce_all(tf.equal(sizes, sizes[0])),
+                   "All inputs of a request must have the same batch size. Received: ", *received)
+    with tf.control_dependencies([same]):
+        return {name: tf.identity(value) for name, value in inputs.items()}, tf.identity(sizes[0])
+
+
+def _served(inputs, kinds, respond, empty):
+    """`respond(checked inputs)` for a checked request; `empty()` (outputs with a batch of 0) for an empty one,
+    which towers and decoders are never given: several of their ops fail on a batch of 0."""
+    checked, batch_size = _checked(inputs, kinds)
+    return tf.cond(batch_size > 0, lambda: respond(checked), empty)
+
+
+def _empty(tensor_shape, dtype=tf.float32):
+    """A function returning a batch of 0 of a (batch, ...) output shape whose other sides are known."""
+    return lambda: tf.zeros([0, *(int(side) for side in tuple(tensor_shape)[1:])], dtype)
+
+
 def _build_encoder_archive(encoders, specs):
     archive = keras.export.ExportArchive()
     for key, encoder in encoders.items():
@@ -183,16 +288,20 @@ def _build_encoder_archive(encoders, specs):
 
 def _encoder_endpoints(encoder, key, kind, size):
     """{signature name after `embed_`: (function, input spec)} of one encoder."""
+    empty = _empty(encoder.outputs[0].shape)
 
-    def embed(value):
-        return {"embedding": tf.cast(encoder(value, training=False), tf.float32)}
+    def embed(name, kind, prepare):
+        def respond(checked):
+            return {"embedding": tf.cast(encoder(prepare(checked[name]), training=False), tf.float32)}
+
+        return lambda inputs: _served(inputs, {name: kind}, respond, lambda: {"embedding": empty()})
 
     if kind == "text":
-        return {key: (lambda inputs: embed(inputs[key]), {key: _string_spec(key)})}
+        return {key: (embed(key, "strings", tf.identity), {key: _string_spec(key)})}
     name = f"{key}_bytes"
     return {
-        key: (lambda inputs: embed(_to_model_pixels(inputs[key], size)), {key: _pixel_spec(key)}),
-        name: (lambda inputs: embed(_decode_images(inputs[name], size)), {name: _string_spec(name)}),
+        key: (embed(key, "pixels", lambda pixels: _to_model_pixels(pixels, size)), {key: _pixel_spec(key)}),
+        name: (embed(name, "strings", lambda encoded: _decode_images(encoded, size)), {name: _string_spec(name)}),
     }
 
 
@@ -209,13 +318,23 @@ def _build_archive(model, specs):
             result["label"] = tf.gather(tf.constant(class_names), tf.argmax(probabilities, axis=-1))
         return result
 
+    def empty():
+        result = {"probabilities": _empty(model.outputs[0].shape)()}
+        if class_names:
+            result["label"] = tf.zeros([0], tf.string)
+        return result
+
     def serve(inputs):
-        return outputs({name: _to_model_pixels(inputs[name], size) if kind == "image" else inputs[name]
-                        for name, (kind, size) in specs.items()})
+        kinds = {name: "pixels" if kind == "image" else "strings" for name, (kind, _) in specs.items()}
+        return _served(inputs, kinds, lambda checked: outputs({
+            name: _to_model_pixels(checked[name], size) if kind == "image" else checked[name]
+            for name, (kind, size) in specs.items()}), empty)
 
     def serve_image_bytes(inputs):
-        return outputs({name: _decode_images(inputs[f"{name}_bytes"], size) if kind == "image" else inputs[name]
-                        for name, (kind, size) in specs.items()})
+        kinds = {f"{name}_bytes" if kind == "image" else name: "strings" for name, (kind, _) in specs.items()}
+        return _served(inputs, kinds, lambda checked: outputs({
+            name: _decode_images(checked[f"{name}_bytes"], size) if kind == "image" else checked[name]
+            for name, (kind, size) in specs.items()}), empty)
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -247,6 +366,74 @@ def _portable_recurrent_layers(*models):
     finally:
         for layer, value in changed:
             layer.use_cudnn = value
+
+
+def _request_arrays(inputs, specs):
+    """The checked tensors of a request to a signature taking `specs` ({name: tf.TensorSpec}). The signature
+    checks the same in its graph; checking here first gives a ValueError that names the input before any
+    TensorFlow op runs, and catches what the graph cannot see (float pixels, numbers sent as text)."""
+    arrays = {}
+    for name, spec in specs.items():
+        if spec.dtype == tf.uint8:
+            arrays[name] = _pixels_array(name, inputs[name], spec)
+        elif spec.dtype == tf.string:
+            arrays[name] = _strings_array(name, inputs[name])
+        else:
+            arrays[name] = np.asarray(inputs[name])
+    sizes = {name: array.shape[0] for name, array in arrays.items() if array.ndim}
+    if len(set(sizes.values())) > 1:
+        shown = ", ".join(f"{name} {size}" for name, size in sizes.items())
+        raise ValueError(f"All inputs of a request must have the same batch size. Received: {shown}")
+    return {name: tf.convert_to_tensor(array, dtype=specs[name].dtype) for name, array in arrays.items()}
+
+
+def _as_array(name, value, expected):
+    try:
+        return np.asarray(value)
+    except ValueError:  # a list of arrays of different shapes
+        raise ValueError(f"Input '{name}' must be one array of {expected}. Received: a {type(value).__name__} of "
+                         "items of different shapes (send images of different sizes in separate requests)") from None
+
+
+def _pixels_array(name, value, spec):
+    """uint8 pixels [batch, height, width, 3]; whole-number pixels of another real dtype in 0..255 are cast."""
+    height, width = spec.shape[1] or "height", spec.shape[2] or "width"  # sizes: exports written before resizing
+    expected = f"uint8 pixels of shape [batch, {height}, {width}, 3]"
+    pixels = _as_array(name, value, expected)
+    if pixels.ndim != 4 or pixels.shape[3] != 3:
+        raise ValueError(f"Input '{name}' must be {expected}. Received: shape {pixels.shape}")
+    fixed = [(i, spec.shape[i]) for i in (1, 2) if spec.shape[i] is not None]
+    if min(pixels.shape[1:3]) < 1 or any(pixels.shape[i] != size for i, size in fixed):
+        raise ValueError(f"Input '{name}' must be {expected}, height and width >= 1. Received: shape {pixels.shape}")
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype == np.bool_ or not np.issubdtype(pixels.dtype, np.number) or np.iscomplexobj(pixels):
+        raise ValueError(f"Input '{name}' must be {expected}. Received: dtype {pixels.dtype}")
+    if pixels.size and np.issubdtype(pixels.dtype, np.floating) and np.all((pixels >= 0) & (pixels <= 1)):
+        raise ValueError(f"Input '{name}' holds float pixels in [0, 1]; pixels are 0..255 uint8. Received: dtype "
+                         f"{pixels.dtype}, values in [0, 1] (multiply by 255, round and cast to uint8)")
+    if pixels.size and not (np.all((pixels >= 0) & (pixels <= 255)) and np.all(np.mod(pixels, 1) == 0)):
+        raise ValueError(f"Input '{name}' must be {expected} (or whole numbers in 0..255). Received: dtype "
+                         f"{pixels.dtype}, values from {pixels.min()} to {pixels.max()}")
+    return pixels.astype(np.uint8)
+
+
+def _strings_array(name, value):
+    """Strings (str or bytes) of shape [batch]."""
+    strings = _as_array(name, value, "strings of shape [batch]")
+    if strings.ndim != 1:
+        hint = " (one string: wrap it in a list)" if strings.ndim == 0 and isinstance(value, (str, bytes)) else ""
+        raise ValueError(f"Input '{name}' must be strings of shape [batch]. Received: shape {strings.shape}{hint}")
+    if not strings.size:  # np.asarray([]) is float64: an empty batch has no values to be of the wrong type
+        return np.array([], dtype=object)
+    if strings.dtype.kind not in "USO" or (strings.dtype.kind == "O" and
+                                          not all(isinstance(item, (str, bytes)) for item in strings)):
+        kinds = sorted({type(item).__name__ for item in strings}) if strings.dtype.kind == "O" else [strings.dtype]
+        raise ValueError(f"Input '{name}' must be strings (str or bytes) of shape [batch]. Received: "
+                         f"{', '.join(map(str, kinds))} values")
+    if strings.dtype.kind == "O":  # str and bytes mixed: one encoding for both
+        strings = np.array([item.encode("utf-8") if isinstance(item, str) else item for item in strings], dtype=object)
+    return strings
 
 
 class ExportedModel:
@@ -333,19 +520,21 @@ class ExportedModel:
         if not isinstance(inputs, dict) or set(inputs) != set(expected):
             got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
             raise ValueError(f"Expected a dict with keys {sorted(expected)}. Received: {got}")
-        feeds = {}
-        for name, spec in expected.items():
-            value = inputs[name]
-            if spec.dtype == tf.uint8:
-                value = np.clip(np.rint(np.asarray(value, dtype=np.float64)), 0, 255).astype(np.uint8)
-            feeds[name] = tf.convert_to_tensor(value, dtype=spec.dtype)
+        feeds = _request_arrays(inputs, expected)
         outputs = {name: value.numpy() for name, value in signature(**feeds).items()}
-        if "label" in outputs:
-            outputs["label"] = np.array([label.decode("utf-8") for label in outputs["label"]])
+        if "label" in outputs:  # dtype=str: an empty batch gives an empty array of strings, not of floats
+            outputs["label"] = np.array([label.decode("utf-8") for label in outputs["label"]], dtype=str)
         return outputs
 
 
 def load_exported(path):
-    """Reload an export. `path` is a version directory, or a model directory whose highest complete version is
-    used (an empty or partial version is skipped; see `mmzoo.export_dirs.choose_version`)."""
-    return ExportedModel(export_dirs.choose_version(path))
+    """Reload an export. `path` is a version directory, or a model directory whose highest version is used."""
+    path = os.fspath(path)
+    if not os.path.isdir(path):
+        raise ValueError(f"No exported model at {path!r}: not a directory.")
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        versions = [int(entry) for entry in os.listdir(path) if _VERSION.match(entry)]
+        if not versions:
+            raise ValueError(f"No SavedModel at {path!r}: no saved_model.pb and no numbered version directories.")
+        path = os.path.join(path, str(max(versions)))
+    return ExportedModel(path)
