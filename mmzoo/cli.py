@@ -23,6 +23,7 @@ Keras and TensorFlow are imported inside the commands, so `mmzoo --help` does no
 import argparse
 import json
 import os
+import re
 import sys
 
 from mmzoo.distribute import STRATEGIES
@@ -137,6 +138,17 @@ def _data_options(*, dataset=DEFAULT_DATASET, dataset_help=None, batch_size=DEFA
     return parent
 
 
+def _file_options():
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--skip-bad-rows", action="store_true",
+                        help="with a .csv/.jsonl --dataset: leave out bad rows (missing or corrupt image, missing or "
+                        "undecodable value, unknown label) of every file and say how many, instead of stopping")
+    parent.add_argument("--encoding", default="utf-8",
+                        help="with a .csv/.jsonl --dataset: the files' text encoding, e.g. cp1252, latin-1, utf-16 "
+                        "(default: UTF-8, with or without a byte-order mark)")
+    return parent
+
+
 def _split_options():
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--val-data", default=None, help="with a .csv/.jsonl --dataset: the validation file")
@@ -206,7 +218,7 @@ def _add_list(commands):
 def _add_train(commands):
     train = commands.add_parser(
         "train", help="train a recipe, report test accuracy, export a SavedModel and plot the training curves",
-        parents=[_data_options(), _split_options(),
+        parents=[_data_options(), _file_options(), _split_options(),
                  _training_options(epochs=DEFAULT_EPOCHS, learning_rate=DEFAULT_LEARNING_RATE, schedule=DEFAULT_SCHEDULE),
                  _object_options("the image tower", "train the rest with the tower frozen"),
                  _output_options("runs/<recipe>", "the backup, logs, model.keras and plot", "saved_models/<recipe>")],
@@ -249,7 +261,7 @@ def _model_input_options(train):
 def _add_evaluate(commands):
     evaluate = commands.add_parser(
         "evaluate", help="accuracy of a trained model (.keras file or exported SavedModel) on a dataset split",
-        parents=[_data_options()],
+        parents=[_data_options(), _file_options()],
         description="Accuracy of a model on a split of a TFDS dataset or on a .csv/.jsonl file. --model is a "
         ".keras file (as `mmzoo train` saves in its output directory) or an exported SavedModel directory.")
     evaluate.add_argument("--model", required=True, help="a .keras file or a SavedModel (version or model) directory")
@@ -290,7 +302,7 @@ def _add_pretrain(commands):
 def _add_distill(commands):
     distill = commands.add_parser(
         "distill", help="knowledge distillation: train a student recipe from a teacher model (mmzoo.trainers.Distiller)",
-        parents=[_data_options(), _split_options(),
+        parents=[_data_options(), _file_options(), _split_options(),
                  _training_options(epochs=5, learning_rate=1e-3, image_size=None, schedule="constant",
                                    image_size_help="image size in pixels (default: the teacher's)"),
                  _object_options("the student's image tower", "distil into the rest with the tower frozen"),
@@ -343,11 +355,18 @@ def _one_line(error):
     """The error's message in one line; a library option named as its command-line flag."""
     if isinstance(error, OptionError):
         flag = _FLAGS.get(error.argument, "--" + error.argument.replace("_", "-"))
-        return " ".join(f"{flag} {_as_flag_value(error.value)}: {error.expected}".split())
+        shown = flag if error.value is True else f"{flag} {_as_flag_value(error.value)}"  # a switch: the flag alone
+        return " ".join(f"{shown}: {error.expected}".split())
     if isinstance(error, OSError) and error.strerror and error.filename:  # not "[Errno 13] ...: '/x'"
         target = f" -> {os.fsdecode(error.filename2)}" if error.filename2 else ""
         return f"{os.fsdecode(error.filename)}{target}: {error.strerror}"
-    return " ".join(str(error).split()) or type(error).__name__
+    return _file_flags(" ".join(str(error).split())) or type(error).__name__
+
+
+def _file_flags(message):
+    """The own-data loaders' advice (skip_bad_rows=True, encoding='cp1252') as the flags that give it."""
+    message = message.replace("skip_bad_rows=True", "--skip-bad-rows")
+    return re.sub(r"\bencoding=(?:'([^']*)'|(\.\.\.))", lambda m: f"--encoding {m.group(1) or m.group(2)}", message)
 
 
 def _as_flag_value(value):
@@ -500,7 +519,8 @@ def _train(args):
     result = train(
         args.recipe, args.dataset, validation_data=args.val_data, test_data=args.test_data,
         train_split=args.train_split, validation_split=args.val_split, test_split=args.test_split,
-        data_dir=args.data_dir, **_columns(args), epochs=args.epochs, batch_size=args.batch_size,
+        data_dir=args.data_dir, **_columns(args), skip_bad_rows=args.skip_bad_rows, encoding=args.encoding,
+        epochs=args.epochs, batch_size=args.batch_size,
         image_size=args.image_size, learning_rate=args.learning_rate, schedule=args.schedule, seed=args.seed,
         strategy=args.strategy, object_epochs="auto" if args.object_epochs is None else args.object_epochs,
         train_image_tower=args.train_image_tower, init=args.init, model_options=model_options or None,
@@ -601,7 +621,10 @@ def _distill(args):
     data = training.load_data(
         args.dataset, validation_data=args.val_data, test_data=args.test_data, train_split=args.train_split,
         validation_split=args.val_split, test_split=args.test_split, data_dir=args.data_dir,
-        batch_size=args.batch_size, image_size=image_size, seed=args.seed)
+        batch_size=args.batch_size, image_size=image_size, seed=args.seed, skip_bad_rows=args.skip_bad_rows,
+        encoding=args.encoding)
+    for line in data.skipped:
+        print(line)
     student = mmzoo.build_model(args.student_recipe, **data.info.model_kwargs())
     requested = "auto" if args.object_epochs is None else args.object_epochs
     object_epochs = training.resolve_object_epochs(requested, student, data, data_dir=args.data_dir)
@@ -694,9 +717,15 @@ def _evaluation_data(args, inputs, image_size, class_names):
     if args.dataset.lower().endswith((".csv", ".jsonl")):
         from mmzoo.training import load_file
 
+        skipped = []
         data, info = load_file(args.dataset, image_size=image_size, batch_size=args.batch_size,
-                               class_names=class_names, with_info=True, **_input_columns(inputs))
+                               class_names=class_names, with_info=True, skip_bad_rows=args.skip_bad_rows,
+                               encoding=args.encoding, skipped=skipped, **_input_columns(inputs))
+        for line in skipped:
+            print(line)
         return data, info, args.dataset
+    if args.skip_bad_rows or args.encoding != "utf-8":
+        raise UsageError(f"--dataset {args.dataset}: --skip-bad-rows and --encoding go with a .csv/.jsonl file")
     unknown = [name for name in inputs if name not in ("image", "text")]
     if unknown:
         raise UsageError(f"--dataset {args.dataset}: a TFDS dataset gives the inputs image and text; the model takes "

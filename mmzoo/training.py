@@ -16,10 +16,12 @@ TensorBoard logs, a plot, the `.keras` model and an export (the files are named 
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import math
 import os
 import time
+import warnings
 
 from mmzoo import distribute
 from mmzoo.run_files import BACKUP_DIR, CSV_LOG, KERAS_MODEL, LOG_DIR, OBJECT_WEIGHTS, PLOT
@@ -82,6 +84,7 @@ class TrainingData:
     test_source: str | None
     info: object = None  # a `mmzoo.data.DataInfo` for TFDS and .csv/.jsonl data
     tfds_name: str | None = None  # the TFDS name, where object annotations may come from
+    skipped: list = dataclasses.field(default_factory=list)  # one line per file that had rows left out
 
     @property
     def num_examples(self):
@@ -125,6 +128,7 @@ def _check_options(o):
     if o["model_options"] is not None and not isinstance(o["model_options"], dict):
         raise OptionError("model_options", o["model_options"], "expected a dict of mmzoo.build_model arguments or None")
     _check_columns(o)
+    _check_file_options(o)
     if isinstance(o["data"], (str, os.PathLike)) and not _is_file_data(o["data"]):
         for argument in ("validation_data", "test_data"):
             if o[argument] is not None:
@@ -146,6 +150,27 @@ def _check_columns(o):
                               "tf.data datasets are named already")
 
 
+def _check_file_options(o):
+    if not isinstance(o["skip_bad_rows"], bool):
+        raise OptionError("skip_bad_rows", o["skip_bad_rows"], "expected True or False")
+    if not isinstance(o["encoding"], str) or not o["encoding"]:
+        raise OptionError("encoding", o["encoding"], "expected the name of a text encoding, e.g. 'utf-8' or 'cp1252'")
+    try:
+        codecs.lookup(o["encoding"])
+    except LookupError:
+        raise OptionError("encoding", o["encoding"], "unknown text encoding; e.g. 'utf-8', 'cp1252', 'latin-1' or "
+                          "'utf-16'") from None
+    _check_file_only(o["data"], skip_bad_rows=o["skip_bad_rows"], encoding=o["encoding"])
+
+
+def _check_file_only(data, **options):
+    """Options of the .csv/.jsonl loaders are refused for other data rather than ignored."""
+    if not _is_file_data(data):
+        for argument, default in (("skip_bad_rows", False), ("encoding", "utf-8")):
+            if options[argument] != default:
+                raise OptionError(argument, options[argument], "goes with .csv/.jsonl data")
+
+
 def _check_file(argument, value):
     """Files named by an option exist: one line now, not a traceback after data was loaded."""
     if not isinstance(value, (str, os.PathLike)) or (argument == "data" and not _is_file_data(value)):
@@ -165,7 +190,7 @@ def _is_file_data(data):
 
 def load_data(data, *, validation_data=None, test_data=None, train_split="train", validation_split="validation",
               test_split="test", data_dir=None, batch_size=32, image_size=None, seed=None, class_names=None,
-              image_column="image", text_column="text"):
+              image_column="image", text_column="text", skip_bad_rows=False, encoding="utf-8"):
     """`TrainingData` from a TFDS name, a .csv/.jsonl file or tf.data datasets, as `train` takes them.
 
     A TFDS name loads `train_split` (shuffled with `seed`), `validation_split` and `test_split` (None: none).
@@ -174,10 +199,12 @@ def load_data(data, *, validation_data=None, test_data=None, train_split="train"
     `text_column` name the columns of every file, as `mmzoo.data.from_csv` takes them (one name each: the inputs
     "image" and "text"; lists: inputs named after their columns). A `tf.data.Dataset` is used as it is, and so
     are `validation_data` and `test_data` (`test_data` defaults to `validation_data`). `class_names` fixes the label
-    ids of a file (default: its labels, sorted).
+    ids of a file (default: its labels, sorted). `skip_bad_rows` and `encoding` go to every file's loader; the
+    rows left out are reported in `TrainingData.skipped` (one line per file) instead of as warnings.
     """
     import tensorflow as tf
 
+    _check_file_only(data, skip_bad_rows=skip_bad_rows, encoding=encoding)
     if isinstance(data, tf.data.Dataset):
         for argument, value in (("data", data), ("validation_data", validation_data), ("test_data", test_data)):
             if value is not None and not isinstance(value, tf.data.Dataset):
@@ -189,9 +216,10 @@ def load_data(data, *, validation_data=None, test_data=None, train_split="train"
     if not isinstance(data, (str, os.PathLike)):
         raise OptionError("data", data, "expected a TFDS name, a .csv/.jsonl file or a tf.data.Dataset")
     if _is_file_data(data):
-        columns = dict(image_column=image_column, text_column=text_column)
+        options = dict(image_column=image_column, text_column=text_column, skip_bad_rows=skip_bad_rows,
+                       encoding=encoding)
         return _load_files(os.fspath(data), validation_data, test_data, batch_size=batch_size, image_size=image_size,
-                           seed=seed, class_names=class_names, columns=columns)
+                           seed=seed, class_names=class_names, options=options)
     import mmzoo.data
 
     common = dict(batch_size=batch_size, image_size=image_size, data_dir=data_dir)
@@ -213,12 +241,14 @@ def _check_batched(argument, dataset):
                           "dataset.batch(32); received elements " + repr(spec)[:200])
 
 
-def _load_files(path, validation_path, test_path, *, batch_size, image_size, seed, class_names, columns):
+def _load_files(path, validation_path, test_path, *, batch_size, image_size, seed, class_names, options):
+    """`options`: the loaders' column, skip_bad_rows and encoding arguments, the same for every file."""
+    skipped = []
     train, info = load_file(path, image_size=image_size, batch_size=batch_size, shuffle=True, seed=seed,
-                            class_names=class_names, with_info=True, **columns)
+                            class_names=class_names, with_info=True, skipped=skipped, **options)
     # The training file's classes and image size: every file feeds the same model.
     common = dict(image_size=image_size or info.image_size, batch_size=batch_size, class_names=list(info.class_names),
-                  **columns)
+                  skipped=skipped, **options)
     validation = test = None
     if validation_path:
         validation = load_file(validation_path, **common)
@@ -226,15 +256,28 @@ def _load_files(path, validation_path, test_path, *, batch_size, image_size, see
         test = load_file(test_path, **common)
     else:
         test, test_path = validation, validation_path
-    return TrainingData(train, validation, test, info.name, None if test is None else os.fspath(test_path), info)
+    return TrainingData(train, validation, test, info.name, None if test is None else os.fspath(test_path), info,
+                        skipped=skipped)
 
 
-def load_file(path, **options):
-    """`mmzoo.data.from_csv` or `from_jsonl`, by the file's suffix."""
+def load_file(path, *, skipped=None, **options):
+    """`mmzoo.data.from_csv` or `from_jsonl`, by the file's suffix. With a list as `skipped`, the loader's warning
+    about rows left out (``skip_bad_rows=True``) is appended to it, one line, instead of being issued."""
     import mmzoo.data
+    from mmzoo.data.own_data import SkippedRowsWarning
 
     loader = mmzoo.data.from_jsonl if str(path).lower().endswith(".jsonl") else mmzoo.data.from_csv
-    return loader(path, **options)
+    if skipped is None:
+        return loader(path, **options)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SkippedRowsWarning)
+        result = loader(path, **options)
+    for warning in caught:
+        if issubclass(warning.category, SkippedRowsWarning):
+            skipped.append(str(warning.message))
+        else:  # not ours to swallow
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return result
 
 
 # === Object pretraining ===
@@ -277,8 +320,8 @@ def resolve_object_epochs(object_epochs, model, data, *, data_dir=None, multi_wo
 
 
 def train(model, data, *, validation_data=None, test_data=None, train_split="train", validation_split="validation",
-          test_split="test", data_dir=None, image_column="image", text_column="text", epochs=10, batch_size=32,
-          image_size=None, learning_rate=1e-3,
+          test_split="test", data_dir=None, image_column="image", text_column="text", skip_bad_rows=False,
+          encoding="utf-8", epochs=10, batch_size=32, image_size=None, learning_rate=1e-3,
           schedule="constant", seed=0, strategy="default", object_epochs=0, train_image_tower=False, init=None,
           model_options=None, output_dir=None, export_dir=None, callbacks=(), verbose=1, quiet=False):
     """Train `model` on `data`; what `mmzoo train` does, as a function. Returns a `TrainResult`.
@@ -293,6 +336,9 @@ def train(model, data, *, validation_data=None, test_data=None, train_split="tra
         image_column, text_column: the columns of .csv/.jsonl files (every file), as `mmzoo.data.from_csv` takes
             them: one name each gives the inputs ``"image"`` and ``"text"``; lists (``["front", "side"]``) give
             inputs named after their columns, for a model with those inputs (`model_options`' ``towers``).
+        skip_bad_rows, encoding: for every .csv/.jsonl file, as `mmzoo.data.from_csv` takes them: leave out bad
+            rows (how many is printed, one line per file) instead of raising; the files' text encoding (the
+            default reads UTF-8 with or without a byte-order mark).
         epochs, batch_size: `batch_size` is the global batch, split over a strategy's replicas.
         image_size: pixels (square) the data is resized to; default the model's size or the data's own.
         learning_rate, schedule: Adam's learning rate; ``"cosine"`` decays it to 0 over all epochs (keyed on the
@@ -364,7 +410,13 @@ class _Training:
             o["data"], validation_data=o["validation_data"], test_data=o["test_data"], train_split=o["train_split"],
             validation_split=o["validation_split"], test_split=o["test_split"], data_dir=o["data_dir"],
             batch_size=o["batch_size"], image_size=self.image_size, seed=o["seed"], class_names=self.class_names,
-            image_column=o["image_column"], text_column=o["text_column"])
+            image_column=o["image_column"], text_column=o["text_column"], skip_bad_rows=o["skip_bad_rows"],
+            encoding=o["encoding"])
+        for line in self.data.skipped:
+            if o["quiet"]:
+                warnings.warn(line, stacklevel=3)
+            else:
+                self.say(line)
         model, copied = self._build_model()
         self._check_inputs(model)
         self._announce(model, copied)

@@ -276,3 +276,197 @@ def test_column_arguments_are_checked(folder, columns, message):
     root, _ = folder
     with pytest.raises(ValueError, match=message):
         from_csv(_write_csv(root / "c.csv", ROWS), **columns)
+
+
+# === Files as other programs write them: encodings, long values, spreadsheet quirks ===
+
+ACCENTED = [  # image, text, label: texts outside ASCII, as spreadsheets in other languages hold them
+    ("img/0.png", "quelle est la forme à gauche ?", "rouge"),
+    ("img/1.png", "¿de qué color es el círculo?", "bleu"),
+    ("img/2.png", "größer als das Quadrat?", "rouge"),
+]
+
+
+def _csv_bytes(rows, header=("image", "text", "label"), encoding="utf-8", newline="\n", delimiter=","):
+    lines = ([delimiter.join(header)] if header else []) + [delimiter.join(row) for row in rows]
+    return "".join(line + newline for line in lines).encode(encoding)
+
+
+def _texts_and_labels(ds, info):
+    return [(f["text"].decode(), info.class_names[label]) for f, label in ds.as_numpy_iterator()]
+
+
+def _load(path, **kwargs):
+    loader = from_jsonl if str(path).endswith(".jsonl") else from_csv
+    return loader(path, batch_size=None, with_info=True, **kwargs)
+
+
+def test_utf8_with_or_without_a_byte_order_mark_reads_the_same(folder):
+    root, _ = folder
+    expected = [(text, label) for _, text, label in ACCENTED]
+    jsonl = "".join(json.dumps(dict(zip(("image", "text", "label"), row)), ensure_ascii=False) + "\n"
+                    for row in ACCENTED).encode()
+    for name, data in [("plain.csv", _csv_bytes(ACCENTED)), ("bom.csv", b"\xef\xbb\xbf" + _csv_bytes(ACCENTED)),
+                       ("plain.jsonl", jsonl), ("bom.jsonl", b"\xef\xbb\xbf" + jsonl)]:
+        (root / name).write_bytes(data)
+        assert _texts_and_labels(*_load(root / name)) == expected, name
+        assert _texts_and_labels(*_load(root / name, encoding="UTF8")) == expected, name  # any spelling of UTF-8
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252", "utf-16", "utf-8-sig"])
+def test_other_encodings_are_read_with_encoding(folder, encoding):
+    root, _ = folder
+    path = root / "enc.csv"
+    path.write_bytes(_csv_bytes(ACCENTED, encoding=encoding))  # utf-16 and utf-8-sig write a byte-order mark
+    assert _texts_and_labels(*_load(path, encoding=encoding)) == [(t, label) for _, t, label in ACCENTED]
+    jsonl = root / "enc.jsonl"
+    jsonl.write_bytes("".join(json.dumps(dict(zip(("image", "text", "label"), row)), ensure_ascii=False) + "\n"
+                              for row in ACCENTED).encode(encoding))
+    assert _texts_and_labels(*_load(jsonl, encoding=encoding)) == [(t, label) for _, t, label in ACCENTED]
+
+
+def test_an_undecodable_value_fails_its_row_naming_file_row_column_and_encoding(folder):
+    root, _ = folder
+    path = root / "latin.csv"
+    path.write_bytes(_csv_bytes(ROWS[:2]) + _csv_bytes(ACCENTED[:1], header=(), encoding="latin-1"))
+    with pytest.raises(DataError, match=r"latin\.csv, row 3 \(line 4\): the text in column 'text' is not valid "
+                                        r"utf-8 text \(byte 0xe0\); pass the file's encoding, e\.g\. "
+                                        r"encoding='cp1252'.*skip_bad_rows=True") as e:
+        _load(path)
+    assert (e.value.row, e.value.column) == (3, "text") and "\n" not in str(e.value)
+    with pytest.warns(mmzoo.data.own_data.SkippedRowsWarning, match=r"Skipped 1 of 3 rows of .*latin\.csv: row 3"):
+        ds, info = _load(path, skip_bad_rows=True)
+    assert [t for t, _ in _texts_and_labels(ds, info)] == [r[1] for r in ROWS[:2]]
+    path.write_bytes(_csv_bytes(ROWS[:1]) + b"img/1.png,\x81 q,red\n")  # 0x81: undefined in cp1252 too
+    with pytest.raises(DataError, match=r"row 2 \(line 3\): the text in column 'text' is not valid cp1252 text "
+                                        r"\(byte 0x81\); pass the file's encoding \(encoding=\.\.\.\)"):
+        _load(path, encoding="cp1252")
+    jsonl = root / "latin.jsonl"
+    jsonl.write_bytes(b'{"image": "img/0.png", "text": "a", "label": "red"}\n'
+                      + '{"image": "img/1.png", "text": "à", "label": "red"}\n'.encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin\.jsonl, row 2 \(line 2\): the text in column 'text' is not valid"):
+        _load(jsonl)
+    with pytest.warns(UserWarning, match="Skipped 1 of 2 rows"):
+        assert _load(jsonl, skip_bad_rows=True)[1].num_examples == 1
+
+
+def test_files_that_cannot_be_decoded_are_refused_whole(folder):
+    root, _ = folder
+    path = root / "wide.csv"
+    path.write_bytes(_csv_bytes(ROWS, encoding="utf-16"))
+    for kwargs in ({}, {"encoding": "latin-1"}, {"skip_bad_rows": True}):
+        with pytest.raises(DataError, match=r"wide\.csv starts with a UTF-16 byte-order mark, but is read as "
+                                            r"\S+: pass encoding='utf-16'\."):
+            _load(path, **kwargs)
+    path.write_bytes(_csv_bytes(ROWS, encoding="utf-16") + b"A")  # cut in the middle of a character
+    with pytest.raises(DataError, match=r"wide\.csv cannot be read as utf-16 text after line \d+ \(truncated data\)"):
+        _load(path, encoding="utf-16", skip_bad_rows=True)
+    path.write_bytes(b"\xef\xbb\xbf" + _csv_bytes(ROWS))
+    with pytest.raises(DataError, match=r"starts with a UTF-8 byte-order mark, but is read as cp1252: "
+                                        r"pass encoding='utf-8'"):
+        _load(path, encoding="cp1252")
+    path.write_bytes("image,texte à,label\n".encode("latin-1") + b"img/0.png,q,red\n")
+    with pytest.raises(DataError, match=r"wide\.csv, line 1: the header is not valid utf-8 text \(byte 0xe0\)"):
+        _load(path, skip_bad_rows=True)
+    with pytest.raises(ValueError, match=r"`encoding` must be a text encoding Python knows.*encoding='klingon'"):
+        _load(path, encoding="klingon")
+
+
+def test_long_values_are_read_and_the_csv_field_limit_restored(folder, monkeypatch):
+    root, _ = folder
+    limit = csv.field_size_limit()
+    long_text = "word " * 60_000  # 300 000 characters: over csv's default limit of 131 072
+    path = _write_csv(root / "long.csv", [(ROWS[0][0], long_text, "red"), ROWS[1]])
+    assert [t for t, _ in _texts_and_labels(*_load(path))] == [long_text, ROWS[1][1]]
+    assert csv.field_size_limit() == limit
+    # Over MAX_FIELD_CHARS: the row is bad, named with its column; quoted across lines, the next row still reads.
+    monkeypatch.setattr(mmzoo.data.own_data, "MAX_FIELD_CHARS", 1000)
+    path = _write_csv(root / "long.csv", [ROWS[0], (ROWS[1][0], "x" * 600 + "\n" + "y" * 600, "red"), ROWS[2]])
+    with pytest.raises(DataError, match=r"long\.csv, row 2 \(lines 3-4\): the text in column 'text' is 1,201 "
+                                        r"characters long, over the limit of 1,000") as e:
+        _load(path)
+    assert e.value.column == "text" and csv.field_size_limit() == limit
+    with pytest.warns(UserWarning, match="Skipped 1 of 3 rows"):
+        ds, info = _load(path, skip_bad_rows=True)
+    assert [t for t, _ in _texts_and_labels(ds, info)] == [ROWS[0][1], ROWS[2][1]]
+    assert csv.field_size_limit() == limit
+
+
+def test_spreadsheet_quirks_crlf_spaces_quoted_newlines_blank_rows_semicolons(folder):
+    root, _ = folder
+    expected = [(r[1], r[2]) for r in ROWS[:3]]
+    path = root / "q.csv"
+    path.write_bytes(_csv_bytes(ROWS[:3], newline="\r\n"))
+    assert _texts_and_labels(*_load(path)) == expected
+    path.write_bytes(b" image ; text ;label \r\n" + _csv_bytes(ROWS[:3], header=(), delimiter=";")
+                     + b";;\r\n\r\n")  # a header with spaces, an empty spreadsheet row, a blank line
+    assert _texts_and_labels(*_load(path, delimiter=";")) == expected
+    # Spaces after a delimiter, as hand-written files have them, are not part of the value: a quote after them opens.
+    path.write_bytes(b'image,text,label\nimg/0.png, "first line\r\nsecond, line",red\nimg/1.png , "say ""hi""", red \n')
+    assert _texts_and_labels(*_load(path)) == [("first line\r\nsecond, line", "red"), ('say "hi"', "red")]
+    path.write_bytes(b'image,text,label\nimg/0.png,"first line\nsecond line",red\nimg/nope.png,x,red\n')
+    with pytest.warns(UserWarning, match="Skipped 1 of 2 rows"):
+        ds, info = _load(path, skip_bad_rows=True)
+    assert _texts_and_labels(ds, info) == [("first line\nsecond line", "red")]
+    assert info.skipped[0][0] == 2  # the second data row, on line 4
+    with pytest.raises(DataError, match=r"q\.csv, row 2 \(line 4\): image file not found"):
+        _load(path)
+
+
+def test_header_problems_and_row_length_are_one_line_errors(folder):
+    root, _ = folder
+    path = root / "h.csv"
+    for data, message in [
+        (b"", r"h\.csv is empty: it needs a header row and at least one data row\."),
+        (b"\xef\xbb\xbf\r\n\r\n", r"h\.csv is empty"),
+        (b"image,text,label\r\n", r"h\.csv has no data rows\."),
+        (b"image,text,text,label\nimg/0.png,a,b,red\n",
+         r"h\.csv: the header names a column twice \('text' at columns \[2, 3\]\); rename one\."),
+        (_csv_bytes(ROWS, delimiter=";"), r"h\.csv has no column 'image', 'text', 'label'\. Its columns are "
+                                          r"\['image;text;label'\]"),
+        (b"image,text,label\nimg/0.png,what, if anything,red\n",
+         r"h\.csv, row 1 \(line 2\): 4 values for the header's 3 columns \(a value holding the delimiter ',' must "
+         r"be quoted\)"),
+    ]:
+        path.write_bytes(data)
+        with pytest.raises(DataError, match=message) as e:
+            _load(path)
+        assert "\n" not in str(e.value)
+    # Doubled columns that are not read, unnamed trailing columns and empty trailing values are harmless.
+    path.write_bytes(b"image,note,note,text,label,,\nimg/0.png,a,b,q,red,,\nimg/1.png,a,b,r,blue\n")
+    assert _texts_and_labels(*_load(path)) == [("q", "red"), ("r", "blue")]
+
+
+def test_json_values_that_are_not_text_fail_their_row(folder):
+    root, _ = folder
+    path = root / "s.jsonl"
+    path.write_text('{"image": "img/0.png", "text": "\\ud800 lone", "label": "red"}\n')
+    with pytest.raises(DataError, match=r"row 1 \(line 1\): the text in column 'text' holds a lone surrogate "
+                                        r"\(U\+D800\), which is not text"):
+        _load(path)
+
+
+@pytest.mark.xdist_group("cli")
+def test_cli_train_skip_bad_rows(folder, tmp_path, capsys):
+    from mmzoo import cli
+
+    root, _ = folder
+    rows = [ROWS[i % 5] for i in range(8)]
+    path = root / "bad.csv"
+    path.write_bytes(_csv_bytes(rows[:3]) + "img/3.png,une forme à droite,red\n".encode("latin-1")
+                     + _csv_bytes(rows[3:], header=()))
+    argv = ["train", "--dataset", str(path), "--recipe", "small_cnn_lstm_concat", "--epochs", "1", "--batch-size",
+            "4", "--image-size", "32", "--verbose", "0", "--no-export", "--output-dir", str(tmp_path / "run")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"mmzoo train: error: {path}, row 4 (line 5): the text in column 'text' is not valid utf-8")
+    assert "--encoding cp1252" in err and "--skip-bad-rows" in err and "=True" not in err, err
+    assert cli.main(argv + ["--skip-bad-rows"]) == 0
+    out = capsys.readouterr().out
+    assert [line for line in out.splitlines() if line.startswith("Skipped")] == [
+        f"Skipped 1 of 9 rows of {path}: row 4: the text in column 'text' is not valid utf-8 text (byte 0xe0); pass "
+        "the file's encoding, e.g. encoding='cp1252' (Windows) or encoding='latin-1'"]
+    assert (tmp_path / "run" / "model.keras").exists()
+    assert cli.main(["train", "--skip-bad-rows", "--no-export"]) == 2
+    assert capsys.readouterr().err.strip() == "mmzoo train: error: --skip-bad-rows: goes with .csv/.jsonl data"

@@ -13,11 +13,15 @@ decoded and resized by `mmzoo.images`, as an export decodes and resizes what it 
 
 from __future__ import annotations
 
+import codecs
 import concurrent.futures
+import contextlib
 import csv
 import dataclasses
 import json
 import os
+import re
+import threading
 import warnings
 from typing import Iterator, Sequence
 
@@ -28,6 +32,16 @@ from mmzoo.data.pipeline import AUTOTUNE, finish
 from mmzoo.images import decode_image, resize_image
 
 __all__ = ["DataError", "from_csv", "from_jsonl"]
+
+# The longest value (in characters) a row may hold; a longer one makes its row bad. Far above any text a model
+# reads: a value this long is more likely an unclosed quote that swallowed the rest of a CSV file.
+MAX_FIELD_CHARS = 16 * 2**20
+
+_UTF8_NAMES = ("utf-8", "utf-8-sig")  # codecs.lookup(...).name of the spellings of UTF-8
+_FOREIGN_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
+                 (b"\xfe\xff", "utf-16"))
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_ESCAPED_BYTE = re.compile(r"[\udc80-\udcff]")  # what errors="surrogateescape" makes of an undecodable byte
 
 
 class DataError(ValueError):
@@ -40,6 +54,10 @@ class DataError(ValueError):
         self.path = None if path is None else os.fspath(path)
         self.row = row
         self.column = column
+
+
+class SkippedRowsWarning(UserWarning):
+    """Rows were left out (``skip_bad_rows=True``); the message says how many, of which file, and why."""
 
 
 class _BadRow(Exception):
@@ -94,13 +112,19 @@ def from_csv(
         shuffle: shuffle the examples (every epoch); `seed` makes the order repeatable.
         cache: ``"auto"`` keeps decoded, resized images in memory when they take at most 2 GiB; ``True`` or
             ``False`` force it; a string caches to that file prefix.
-        skip_bad_rows: leave out rows with a missing or corrupt image, a missing value or an unknown label,
-            warn with how many were skipped, and list them in ``DataInfo.skipped``. Default: raise.
+        skip_bad_rows: leave out bad rows — a missing or corrupt image, a missing, undecodable or too long
+            (over `MAX_FIELD_CHARS`) value, an unknown label, malformed CSV or JSON — warn
+            (`SkippedRowsWarning`) with how many were skipped, and list them in ``DataInfo.skipped``. Problems
+            of the whole file (no header, a missing or doubled column, a file that cannot be decoded past some
+            point) are raised all the same. Default: raise.
         check_images: decode every image once up front (the check that finds corrupt files). With ``False``
             only existence is checked, and `image_size` is required.
         max_tokens: keep only the most frequent tokens in ``DataInfo.vocabulary``.
         drop_remainder: drop the last, smaller batch.
-        delimiter, encoding: of the CSV file.
+        delimiter: of the CSV file, e.g. ``";"``.
+        encoding: of the file, a name Python knows (``"cp1252"``, ``"latin-1"``, ``"utf-16"``). The default
+            reads UTF-8 with or without a byte-order mark (as spreadsheet programs write it). A value with bytes
+            the encoding cannot decode makes its row bad.
         with_info: also return a `DataInfo` (class names, one vocabulary of all text columns, image size, the
             kind of every feature, number of examples, skipped rows).
 
@@ -109,36 +133,14 @@ def from_csv(
 
     Raises:
         FileNotFoundError: `path` does not exist.
-        DataError: an empty file, a missing column, or (unless `skip_bad_rows`) a bad row.
-        ValueError: column arguments that are not names, or name a column twice.
+        DataError: an empty file, a missing or doubled column, a file that cannot be decoded, or (unless
+            `skip_bad_rows`) a bad row.
+        ValueError: column arguments that are not names, or name a column twice; an unknown `encoding`.
     """
     path = _existing_file(path)
     columns = _resolve_columns(image_column, text_column, label_column)
-
-    def rows():
-        with open(path, newline="", encoding=encoding) as f:
-            reader = csv.DictReader(f, delimiter=delimiter)
-            try:
-                header = reader.fieldnames
-            except csv.Error as e:
-                raise DataError(f"{path}: not a readable CSV file ({e}).", path=path) from None
-            if not header:
-                raise DataError(f"{path} is empty: it needs a header row and at least one data row.", path=path)
-            _check_columns(path, header, columns)
-            row = 0
-            while True:  # noqa: SIM113 (csv.Error can come from next())
-                try:
-                    record = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as e:
-                    row += 1
-                    yield row, f"line {reader.line_num}", _BadRow(f"malformed CSV ({e})")
-                    continue
-                row += 1
-                yield row, f"line {reader.line_num}", record
-
-    return _load(path, rows(), columns=columns,
+    rows = _csv_rows(path, columns, delimiter=delimiter, encoding=encoding)
+    return _load(path, rows, columns=columns,
                  image_root=image_root, class_names=class_names, image_size=image_size, batch_size=batch_size,
                  shuffle=shuffle, seed=seed, cache=cache, skip_bad_rows=skip_bad_rows, check_images=check_images,
                  max_tokens=max_tokens, drop_remainder=drop_remainder, with_info=with_info, all_keys=False)
@@ -169,32 +171,177 @@ def from_jsonl(
     a line that is not a JSON object is a bad row."""
     path = _existing_file(path)
     columns = _resolve_columns(image_column, text_column, label_column)
-
-    def rows():
-        with open(path, encoding=encoding) as f:
-            row = 0
-            for line_number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                row += 1
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as e:
-                    yield row, f"line {line_number}", _BadRow(f"not valid JSON ({e.msg})")
-                    continue
-                if not isinstance(record, dict):
-                    yield row, f"line {line_number}", _BadRow(
-                        f"expected a JSON object, got {type(record).__name__}")
-                    continue
-                yield row, f"line {line_number}", record
-
-    return _load(path, rows(), columns=columns,
+    return _load(path, _jsonl_rows(path, encoding), columns=columns,
                  image_root=image_root, class_names=class_names, image_size=image_size, batch_size=batch_size,
                  shuffle=shuffle, seed=seed, cache=cache, skip_bad_rows=skip_bad_rows, check_images=check_images,
                  max_tokens=max_tokens, drop_remainder=drop_remainder, with_info=with_info, all_keys=True)
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Reading the rows. Files are read as text with errors="surrogateescape": a byte the encoding cannot decode
+# becomes a lone surrogate in its value, so that it fails its own row (skippable) instead of the whole file.
+# Only a decoder that cannot go on (e.g. UTF-16 cut in the middle of a character) refuses the file.
+
+
+class _Undecodable:
+    """A value holding bytes its file's encoding cannot decode; `_value` turns it into the row's error."""
+
+    def __init__(self, text: str, encoding: str):
+        self.text, self.encoding = text, encoding
+
+    def reason(self, column, what) -> str:
+        return f"the {what} in column {column!r} {self.problem()}"
+
+    def problem(self) -> str:
+        byte = ord(_ESCAPED_BYTE.search(self.text).group()) - 0xDC00
+        return f"is not valid {self.encoding} text (byte 0x{byte:02x}); {_encoding_hint(self.encoding)}"
+
+
+def _encoding_hint(encoding) -> str:
+    if codecs.lookup(encoding).name in _UTF8_NAMES:
+        return "pass the file's encoding, e.g. encoding='cp1252' (Windows) or encoding='latin-1'"
+    return "pass the file's encoding (encoding=...)"
+
+
+def _open_text(path, encoding):
+    """(the file open for reading text, the encoding's name for messages). UTF-8 is read with or without a
+    byte-order mark; a UTF-16 or UTF-32 byte-order mark under another encoding is refused, naming the right one."""
+    try:
+        name = codecs.lookup(encoding).name
+    except (LookupError, TypeError):
+        raise ValueError("`encoding` must be a text encoding Python knows, e.g. 'utf-8', 'cp1252', 'latin-1' or "
+                         f"'utf-16'. Received: encoding={encoding!r}") from None
+    if name in _UTF8_NAMES or not name.startswith("utf"):
+        boms = _FOREIGN_BOMS + (() if name in _UTF8_NAMES else ((b"\xef\xbb\xbf", "utf-8"),))
+        with open(path, "rb") as f:
+            start = f.read(4)
+        found = next((bom_encoding for bom, bom_encoding in boms if start.startswith(bom)), None)
+        if found:
+            raise DataError(f"{path} starts with a {found.upper()} byte-order mark, but is read as {encoding}: "
+                            f"pass encoding={found!r}.", path=path)
+    if name in _UTF8_NAMES:
+        name = "utf-8-sig"  # a byte-order mark, as spreadsheet programs write, is not part of the first value
+    return open(path, encoding=name, errors="surrogateescape", newline=""), encoding
+
+
+def _undecodable_file(path, encoding, line, error: UnicodeDecodeError) -> DataError:
+    return DataError(f"{path} cannot be read as {encoding} text after line {line} ({error.reason}); "
+                     f"{_encoding_hint(encoding)}", path=path)
+
+
+def _text_value(value, encoding):
+    return _Undecodable(value, encoding) if isinstance(value, str) and _ESCAPED_BYTE.search(value) else value
+
+
+_FIELD_LIMIT = {"lock": threading.Lock(), "readers": 0, "saved": None}
+
+
+@contextlib.contextmanager
+def _csv_field_limit(limit):
+    """csv's field size limit (one for the whole process) raised to at least `limit` while files are read, and
+    restored when the last reader is done."""
+    with _FIELD_LIMIT["lock"]:
+        if not _FIELD_LIMIT["readers"]:
+            _FIELD_LIMIT["saved"] = csv.field_size_limit()
+        _FIELD_LIMIT["readers"] += 1
+        csv.field_size_limit(max(csv.field_size_limit(), min(limit, 2**31 - 1)))  # a C long everywhere
+    try:
+        yield
+    finally:
+        with _FIELD_LIMIT["lock"]:
+            _FIELD_LIMIT["readers"] -= 1
+            if not _FIELD_LIMIT["readers"]:
+                csv.field_size_limit(_FIELD_LIMIT["saved"])
+
+
+
+def _csv_rows(path, columns, *, delimiter, encoding):
+    """(row, where, record or _BadRow) for each data row of a CSV file; its header checked against `columns`.
+
+    csv's own limit on a field is raised to the file's size, so that no value is cut and the parser never loses
+    its place; `_value` refuses values over MAX_FIELD_CHARS, naming the row and column."""
+    file, encoding = _open_text(path, encoding)
+    with file, _csv_field_limit(os.path.getsize(path) + 1):
+        # skipinitialspace: "a.png, a question" written by hand; a quote after the space still opens a value.
+        reader = csv.reader(file, delimiter=delimiter, skipinitialspace=True)
+        header = _csv_header(path, reader, encoding)
+        _check_columns(path, header, columns)
+        row = 0
+        while True:
+            first = reader.line_num + 1
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                row += 1
+                yield row, _lines(first, reader.line_num), _BadRow(f"malformed CSV ({e})")
+                continue
+            except UnicodeDecodeError as e:
+                raise _undecodable_file(path, encoding, reader.line_num, e) from None
+            if not any(field.strip() for field in fields):
+                continue  # a blank line, or a spreadsheet's empty row (",,,")
+            row += 1
+            yield row, _lines(first, reader.line_num), _csv_record(header, fields, delimiter, encoding)
+
+
+def _lines(first, last) -> str:
+    return f"line {last}" if first >= last else f"lines {first}-{last}"
+
+
+def _csv_header(path, reader, encoding) -> list:
+    """The first non-blank row's names, stripped of surrounding spaces."""
+    try:
+        header = next((fields for fields in reader if any(field.strip() for field in fields)), None)
+    except csv.Error as e:
+        raise DataError(f"{path}, line {reader.line_num}: not a readable CSV header ({e}).", path=path) from None
+    except UnicodeDecodeError as e:
+        raise _undecodable_file(path, encoding, reader.line_num, e) from None
+    if header is None:
+        raise DataError(f"{path} is empty: it needs a header row and at least one data row.", path=path)
+    names = [name.lstrip("\ufeff").strip() for name in header]  # a byte-order mark left by e.g. "utf-16-le"
+    undecodable = next((name for name in names if _ESCAPED_BYTE.search(name)), None)
+    if undecodable is not None:
+        problem = _Undecodable(undecodable, encoding).problem()
+        raise DataError(f"{path}, line {reader.line_num}: the header {problem}.", path=path)
+    return names
+
+
+def _csv_record(header, fields, delimiter, encoding):
+    """{column: value} of one row; a column the row has no value for is left out (its value is missing)."""
+    extra = [field for field in fields[len(header):] if field.strip()]
+    if extra:
+        return _BadRow(f"{len(fields)} values for the header's {len(header)} columns (a value holding the delimiter "
+                       f"{delimiter!r} must be quoted)")
+    return {name: _text_value(value, encoding) for name, value in zip(header, fields) if name}
+
+
+def _jsonl_rows(path, encoding):
+    """(row, where, record or _BadRow) for each non-blank line of a JSON Lines file."""
+    file, encoding = _open_text(path, encoding)
+    with file:
+        row = line_number = 0
+        try:
+            for line_number, line in enumerate(file, start=1):
+                if line.strip():
+                    row += 1
+                    yield row, f"line {line_number}", _jsonl_record(line, encoding)
+        except UnicodeDecodeError as e:
+            raise _undecodable_file(path, encoding, line_number, e) from None
+
+
+def _jsonl_record(line, encoding):
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        return _BadRow(f"not valid JSON ({e.msg})")
+    if not isinstance(record, dict):
+        return _BadRow(f"expected a JSON object, got {type(record).__name__}")
+    return {key: _text_value(value, encoding) for key, value in record.items()}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Columns, values and rows.
 
 
 def _existing_file(path) -> str:
@@ -260,6 +407,13 @@ def _check_columns(path, header, columns: _Columns):
         hint = ", ".join(dict.fromkeys(f"{arg}=..." for arg, _ in missing))
         raise DataError(f"{path} has no column {names}. Its columns are {list(header)}; name yours with {hint}.",
                         path=path, column=missing[0][1])
+    # Only the columns read: which of two same-named columns was meant cannot be told.
+    twice = [col for _, col in columns.by_argument() if list(header).count(col) > 1]
+    if twice:
+        positions = ", ".join(f"{col!r} at columns {[i + 1 for i, name in enumerate(header) if name == col]}"
+                              for col in twice)
+        raise DataError(f"{path}: the header names a column twice ({positions}); rename one.",
+                        path=path, column=twice[0])
 
 
 def _label_sort_key(name: str):
@@ -273,9 +427,19 @@ def _value(record, column, what):
     value = record.get(column)
     if value is None:
         raise _BadRow(f"no {what} (column {column!r} is missing or null)", column)
+    if isinstance(value, _Undecodable):
+        raise _BadRow(value.reason(column, what), column)
     if isinstance(value, (dict, list)):
         raise _BadRow(f"the {what} in column {column!r} must be a string, got {type(value).__name__}", column)
-    return str(value)
+    value = str(value)
+    if len(value) > MAX_FIELD_CHARS:
+        raise _BadRow(f"the {what} in column {column!r} is {len(value):,} characters long, over the limit of "
+                      f"{MAX_FIELD_CHARS:,} (an unclosed quote?)", column)
+    surrogate = _SURROGATE.search(value)
+    if surrogate:  # e.g. a JSON "\\ud800" escape: not text, and TensorFlow could not encode it
+        raise _BadRow(f"the {what} in column {column!r} holds a lone surrogate "
+                      f"(U+{ord(surrogate.group()):04X}), which is not text", column)
+    return value
 
 
 def _read_image_shape(full_path: str, column: str) -> tuple[int, int]:
@@ -324,8 +488,8 @@ class _Rejections:
 def _parse_row(row, where, record, columns: _Columns, root, known) -> _Row:
     images = {}
     for key, column in columns.images.items():
-        image = _value(record, column, "image path")
-        if not image.strip():
+        image = _value(record, column, "image path").strip()  # "a.png, text" written by hand
+        if not image:
             raise _BadRow(f"empty image path in column {column!r}", column)
         images[key] = os.path.normpath(image if os.path.isabs(image) else os.path.join(root, image))
     texts = {key: _value(record, column, "text") for key, column in columns.texts.items()}
@@ -444,7 +608,7 @@ def _checked_rows(path, rows: Iterator, *, columns, root, known, skip_bad_rows, 
     if bad:
         reasons = "; ".join(f"row {r}: {why}" for r, why in bad[:3])
         warnings.warn(f"Skipped {len(bad)} of {len(records)} rows of {path}: {reasons}"
-                      f"{' ...' if len(bad) > 3 else ''}", stacklevel=4)
+                      f"{' ...' if len(bad) > 3 else ''}", SkippedRowsWarning, stacklevel=4)
     return parsed, bad, shapes
 
 
