@@ -528,13 +528,11 @@ class ExportedModel:
 
 
 def load_exported(path):
-    """Reload an export. `path` is a version directory, or a model directory whose highest version is used."""
-    path = os.fspath(path)
-    if not os.path.isdir(path):
-        raise ValueError(f"No exported model at {path!r}: not a directory.")
-    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        versions = [int(entry) for entry in os.listdir(path) if _VERSION.match(entry)]
-        if not versions:
-            raise ValueError(f"No SavedModel at {path!r}: no saved_model.pb and no numbered version directories.")
-        path = os.path.join(path, str(max(versions)))
-    return ExportedModel(path)
+    """Reload an export. `path` is a version directory, or a model directory whose highest complete version is
+    used (an empty or partial version is skipped; see `mmzoo.export_dirs.choose_version`)."""
+    version = export_dirs.choose_version(path)
+    try:
+        return ExportedModel(version)
+    except tf.errors.OpError as error:  # e.g. DataLossError for cut variables: its message names no file
+        reason = (error.message or type(error).__name__).strip().splitlines()[0]
+        raise ValueError(f"Cannot load the export {version}: {reason}; the SavedModel is damaged.") from None

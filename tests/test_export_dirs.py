@@ -224,6 +224,21 @@ def test_no_complete_version_is_one_line_naming_the_directory(tmp_path, capsys):
     assert status == 2 and len(err.splitlines()) == 1 and "No complete SavedModel version" in err
 
 
+def test_a_damaged_savedmodel_is_one_line_naming_it(tmp_path, capsys):
+    import tensorflow as tf
+
+    module = tf.Module()
+    module.v = tf.Variable(tf.ones([100]))
+    tf.saved_model.save(module, str(tmp_path / "m" / "1"))
+    for shard in (tmp_path / "m" / "1" / "variables").iterdir():
+        shard.write_bytes(shard.read_bytes()[:10])  # cut short
+    with pytest.raises(ValueError, match=r"Cannot load the export .*1: .*the SavedModel is damaged"):
+        mmzoo.load_exported(tmp_path / "m")
+    (tmp_path / "m" / "1" / "saved_model.pb").write_bytes(b"garbage")
+    status, err = _cli(capsys, "evaluate", "--model", str(tmp_path / "m"))
+    assert status == 2 and len(err.splitlines()) == 1 and "saved_model.pb" in err, err
+
+
 # === exports into directories that cannot take them ===
 
 
