@@ -11,13 +11,12 @@ import contextlib
 import json
 import os
 import re
-import shutil
-import uuid
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from mmzoo import export_dirs
 from mmzoo.heads import find_class_names
 from mmzoo.images import decode_image, resize_image
 
@@ -26,7 +25,6 @@ SERVING_IMAGE_BYTES = "serving_image_bytes"
 EMBED_PREFIX = "embed_"
 METADATA_FILE = os.path.join("assets.extra", "mmzoo.json")
 _ENCODER_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
-_VERSION = re.compile(r"^[0-9]+$")
 
 
 def export_model(model, path, *, overwrite=False):
@@ -65,44 +63,12 @@ def export_model(model, path, *, overwrite=False):
         models = [model]
     else:
         raise ValueError(f"`model` must be a keras.Model. Received: model={model!r}")
-    target = _version_directory(os.fspath(path))
-    if os.path.exists(target) and not overwrite:
-        raise FileExistsError(f"Export target {target} already exists; pass overwrite=True to replace it.")
-    parent = os.path.dirname(target) or "."
-    os.makedirs(parent, exist_ok=True)
-    staging = os.path.join(parent, f".{os.path.basename(target)}.tmp-{uuid.uuid4().hex}")
-    try:
+    model_dir, version = export_dirs.split_target(path)
+    with export_dirs.Staging(model_dir, version, overwrite=overwrite) as staging:
         with _portable_recurrent_layers(*models):
-            _build_archive(model, specs).write_out(staging, verbose=False)
-        _write_metadata(staging, specs, None if isinstance(model, dict) else _class_names(model))
-        _swap_into_place(staging, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
-def _version_directory(path):
-    path = path.rstrip("/\\") or path
-    if _VERSION.match(os.path.basename(path)):
-        if int(os.path.basename(path)) < 1:
-            raise ValueError(f"A SavedModel version must be a positive integer. Received: path={path!r}")
-        return path
-    versions = [int(entry) for entry in os.listdir(path) if _VERSION.match(entry)] if os.path.isdir(path) else []
-    return os.path.join(path, str(max(versions, default=0) + 1))
-
-
-def _swap_into_place(staging, target):
-    if not os.path.exists(target):
-        os.rename(staging, target)
-        return
-    retired = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.old-{uuid.uuid4().hex}")
-    os.rename(target, retired)
-    try:
-        os.rename(staging, target)
-    except BaseException:
-        os.rename(retired, target)
-        raise
-    shutil.rmtree(retired, ignore_errors=True)
+            _build_archive(model, specs).write_out(staging.path, verbose=False)
+        _write_metadata(staging.path, specs, None if isinstance(model, dict) else _class_names(model))
+        return staging.publish()
 
 
 def _input_specs(model):
