@@ -872,19 +872,24 @@ def _taken(inputs):
 
 
 def _read_image(flag, path, inputs):
-    """The bytes of an image file, checked here so that a bad file is named by its input."""
+    """The bytes of an image file, checked here so that a bad file is named by its input: a regular file within
+    the limits of `mmzoo.images` (exports made before those limits do not check them), then decoded once."""
     import tensorflow as tf
 
-    from mmzoo.images import decode_image
+    from mmzoo.images import SUPPORTED, ImageFileError, decode_image, read_image_file
 
-    if not os.path.isfile(path):
-        raise UsageError(f"{flag}{path}: image file not found; {_taken(inputs)}")
-    with open(path, "rb") as f:
-        encoded = f.read()
+    try:
+        encoded = read_image_file(path)
+    except FileNotFoundError:
+        raise UsageError(f"{flag}{path}: image file not found; {_taken(inputs)}") from None
+    except ImageFileError as error:
+        raise UsageError(f"{flag}{path}: {error.reason}") from None
+    except OSError as error:
+        raise UsageError(f"{flag}{path}: image file cannot be read: {error.strerror or error}") from None
     try:
         decode_image(tf.constant(encoded))
     except tf.errors.InvalidArgumentError:
-        raise UsageError(f"{flag}{path}: not a JPEG, PNG, GIF or BMP image") from None
+        raise UsageError(f"{flag}{path}: not a {SUPPORTED} image, or a corrupt one") from None
     return encoded
 
 

@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from mmzoo.data.info import DataInfo, _as_size, adapt_vocabulary
 from mmzoo.data.pipeline import AUTOTUNE, finish
-from mmzoo.images import decode_image, resize_image
+from mmzoo.images import SUPPORTED, ImageFileError, check_image_file, decode_image, read_image_file, resize_image
 
 __all__ = ["DataError", "from_csv", "from_jsonl"]
 
@@ -442,18 +442,27 @@ def _value(record, column, what):
     return value
 
 
+def _guarded(check, full_path: str, column: str):
+    """`check(full_path)` (`mmzoo.images.read_image_file` or `check_image_file`), its refusals as a _BadRow."""
+    where = f"{full_path} (column {column!r})"
+    try:
+        return check(full_path)
+    except FileNotFoundError:
+        raise _BadRow(f"image file not found: {where}", column) from None
+    except ImageFileError as e:
+        if e.problem == "empty":
+            raise _BadRow(f"image file is empty: {where}", column) from None
+        if e.problem == "format":
+            raise _BadRow(f"image file is corrupt or not an image ({SUPPORTED}): {where} {e.reason}", column) from None
+        raise _BadRow(f"image file {where} {e.reason}", column) from None
+    except OSError as e:
+        raise _BadRow(f"image file cannot be read: {where}: {e.strerror or e}", column) from None
+
+
 def _read_image_shape(full_path: str, column: str) -> tuple[int, int]:
     """(height, width) of an image file, decoded fully by the pipeline's own decoder; raises _BadRow."""
     where = f"{full_path} (column {column!r})"
-    try:
-        with open(full_path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise _BadRow(f"image file not found: {where}", column) from None
-    except OSError as e:
-        raise _BadRow(f"image file cannot be read: {where}: {e.strerror or e}", column) from None
-    if not data:
-        raise _BadRow(f"image file is empty: {where}", column)
+    data = _guarded(read_image_file, full_path, column)
     try:
         image = decode_image(tf.constant(data))
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError, ValueError) as e:
@@ -533,9 +542,12 @@ def _check_image_files(parsed, columns: _Columns, check_images, reject):
                 except _BadRow as e:
                     results[item] = e
     else:
-        for item, (full, column) in checks.items():
-            found = os.path.isfile(full)
-            results[item] = None if found else _BadRow(f"image file not found: {full} (column {column!r})", column)
+        for item, (full, column) in checks.items():  # not read here: a regular file within MAX_IMAGE_BYTES
+            try:
+                _guarded(check_image_file, full, column)
+                results[item] = None
+            except _BadRow as e:
+                results[item] = e
     good, shapes = [], set()
     for i, row in enumerate(parsed):
         errors = [results[(i, key)] for key in columns.images if isinstance(results[(i, key)], _BadRow)]
