@@ -282,7 +282,7 @@ def test_predict_takes_each_input_by_name(views, capsys):
         (["--input", "front={front}", "--input", "front={side}", "--input", "side={side}", "--input", "question=q"],
          "input 'front' is given twice"),
         (["--input", "front={data}/views.csv", "--input", "side={side}", "--input", "question=q"],
-         "not a JPEG, PNG, GIF or BMP image"),
+         "is not a JPEG, PNG, GIF, BMP or WebP image"),
     ],
     ids=["missing", "unknown", "missing_file", "image_flag_for_another_model", "twice", "not_an_image"],
 )
