@@ -22,6 +22,7 @@ Keras and TensorFlow are imported inside the commands, so `mmzoo --help` does no
 
 import argparse
 import json
+import logging
 import os
 import re
 import sys
@@ -340,15 +341,58 @@ def main(argv=None):
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    _quiet_known_noise()
     try:
         return args.run(args)
     except (ValueError, TrainingFailed, OSError) as error:  # OSError: every file problem, a path named
         print(f"mmzoo {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except Exception as error:
+        # A check inside a graph that fails while data is read (an image over the decoding limits) surfaces as
+        # TensorFlow's InvalidArgumentError; its first line is the check's message.
+        if not _is_tensorflow_argument_error(error):
+            raise
+        print(f"mmzoo {args.command}: error: {str(error.message).splitlines()[0]}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         hint = " Run the same command again to continue from the last completed epoch." if args.command == "train" else ""
-        print(f"mmzoo {args.command}: interrupted.{hint}", file=sys.stderr)
+        # On a line of its own: a progress bar may have been drawn up to the interruption.
+        print(f"\nmmzoo {args.command}: interrupted.{hint}", file=sys.stderr)
         return 130
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record):
+        return self.text not in record.getMessage()
+
+
+# tensorflow-datasets 4.9 logs this deprecation of its own API from inside its builders, once per feature and split:
+# ten lines a run that the user cannot act on.
+_TFDS_DTYPE_DEPRECATION = _DropMessage("`FeatureConnector.dtype` is deprecated")
+
+
+def _quiet_known_noise():
+    """Silence start-up messages a user cannot act on, each at its source; warnings and errors stay visible.
+
+    `TF_CPP_MIN_LOG_LEVEL=1` (read when TensorFlow is first imported; a value the user set wins) drops
+    TensorFlow's C++ INFO lines once its logging is set up, such as the tf.data buffer size notes; its warnings and
+    errors still show. The few lines it writes while being imported (the oneDNN notice, CUDA stubs) come before
+    abseil's logging is initialised, which then prints every level whatever the setting (an open abseil-cpp
+    issue), so they remain.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    absl_logger = logging.getLogger("absl")
+    if _TFDS_DTYPE_DEPRECATION not in absl_logger.filters:
+        absl_logger.addFilter(_TFDS_DTYPE_DEPRECATION)
+
+
+def _is_tensorflow_argument_error(error):
+    tensorflow = sys.modules.get("tensorflow")  # never imported here: if TensorFlow did not run, nothing failed in it
+    return tensorflow is not None and isinstance(error, tensorflow.errors.InvalidArgumentError)
 
 
 def _one_line(error):

@@ -28,11 +28,12 @@ MAX_IMAGE_PIXELS = 40_000_000
 # Long enough for any photo within MAX_IMAGE_PIXELS (a 40 MP JPEG at top quality is about 20 MB, a PNG of it
 # around 60 MB at worst); short enough that a request or a file is never read without end.
 MAX_IMAGE_BYTES = 64 * 2**20
-# A JPEG's segments before its frame header, and a GIF's blocks, are walked one by one to find the sizes. A JPEG
-# has a few dozen segments there; encoders write GIF data in 255-byte sub-blocks, so a GIF within MAX_IMAGE_BYTES
-# has under MAX_IMAGE_BYTES / 255 blocks. More is a file made to be slow to walk, and is refused.
+# A JPEG's segments before its frame header, and a GIF's blocks, are walked one by one to find the sizes, at
+# about 8 us a step. A JPEG has a few dozen segments there; encoders write GIF data in 255-byte sub-blocks, so
+# 65,536 blocks hold about 16 MB of GIF data, more than a GIF within MAX_IMAGE_PIXELS needs in practice. A file
+# past either is made to be slow to walk and is refused, after at most ~0.5 s.
 MAX_JPEG_SEGMENTS = 4096
-MAX_GIF_BLOCKS = MAX_IMAGE_BYTES // 200
+MAX_GIF_BLOCKS = 65_536
 FORMATS = ("unknown", "PNG", "JPEG", "GIF", "BMP", "WebP")
 SUPPORTED = "JPEG, PNG, GIF, BMP or WebP"
 
@@ -98,8 +99,8 @@ def _too_long(size):
 
 _TOO_MANY_BLOCKS = (
     f"GIF image with more than {MAX_GIF_BLOCKS} blocks, the limit (mmzoo.images.MAX_GIF_BLOCKS)",
-    f"JPEG image with more than {MAX_JPEG_SEGMENTS} segments before its frame header, the limit "
-    "(mmzoo.images.MAX_JPEG_SEGMENTS)")
+    f"JPEG image without a frame header (SOFn) within its first {MAX_JPEG_SEGMENTS} segments "
+    "(mmzoo.images.MAX_JPEG_SEGMENTS); its size cannot be checked")
 _FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
                (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"))
 
@@ -248,6 +249,12 @@ def _declared_size(encoded):
     width, height, pixels = tf.cond(
         walk, lambda: tf.cond(tf.equal(kind, 2), lambda: _jpeg_size(_Bytes(encoded)), lambda: _gif_size(_Bytes(encoded), fields)),
         lambda: (width, height, width * height))
+    # A side over the limit is refused whatever the other: their product could overflow int64 and pass.
+    pixels = tf.where((width > MAX_IMAGE_PIXELS) | (height > MAX_IMAGE_PIXELS), tf.constant(MAX_IMAGE_PIXELS + 1, tf.int64),
+                      pixels)
+    # A 12-byte BMP core header stores 16-bit sizes where TensorFlow's decoder reads 32-bit ones: the two would
+    # disagree on the size, so such files (OS/2 1.x bitmaps, rare) are refused as unsupported.
+    kind = tf.where(tf.equal(kind, 4) & tf.equal(fields["bmp_header"], 12), tf.constant(0), kind)
     return kind, width, height, pixels
 
 
@@ -310,8 +317,9 @@ def _jpeg_size(data):
     at, steps = tf.while_loop(more, step, (tf.constant(2, tf.int64), tf.constant(0, tf.int64)))
     found = (at < data.size) & _is_sof(data.u8(at + 1))
     width, height = _where(found, data.be16(at + 7), 0), _where(found, data.be16(at + 5), 0)
-    cut = ~found & (steps >= MAX_JPEG_SEGMENTS)
-    return _where(cut, -1, width), _where(cut, -1, height), width * height
+    # Not found (a stray byte ends the walk, too many segments, or the data ends): refused, since the decoder
+    # would skip stray bytes and find a frame header that the walk did not see.
+    return _where(found, width, -1), _where(found, height, -1), width * height
 
 
 def _is_sof(marker):

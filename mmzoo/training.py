@@ -630,7 +630,9 @@ class _Training:
             self.say("Computing the frozen image tower's outputs once for all epochs.")
             train = _with_tower_outputs(model, train, batch_size=o["batch_size"], shuffle_seed=o["seed"])
             val = None if val is None else _with_tower_outputs(model, val, batch_size=o["batch_size"])
-        fitted.fit(train, validation_data=val, epochs=o["epochs"], callbacks=callbacks,
+        # shuffle=False: the datasets are shuffled in their pipelines; Keras ignores `shuffle` for a tf.data
+        # dataset, and warns about it when it is left True.
+        fitted.fit(train, validation_data=val, epochs=o["epochs"], callbacks=callbacks, shuffle=False,
                    verbose=o["verbose"] if self.worker.is_chief else 0)
         from mmzoo.run_files import has_nan_loss, read_csv_log
 

@@ -472,3 +472,42 @@ def test_pretrain_then_train_from_the_pretrained_towers(tmp_path, capsys):
     code = cli.main(["train", "--recipe", "small_cnn_lstm_concat", "--dataset", "mmzoo_shapes/captions", *data, *TINY,
                      "--init", str(pretrained), "--output-dir", str(tmp_path / "other"), "--no-export"])
     _one_line_error(capsys, code, "--init")
+
+
+def test_known_start_up_noise_is_silenced_and_other_warnings_stay(caplog):
+    import logging
+
+    cli._quiet_known_noise()
+    cli._quiet_known_noise()  # idempotent: one filter
+    absl_logger = logging.getLogger("absl")
+    assert absl_logger.filters.count(cli._TFDS_DTYPE_DEPRECATION) == 1
+    assert os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("1", "2", "3")  # set by us unless the user chose one
+    with caplog.at_level(logging.WARNING, logger="absl"):
+        absl_logger.warning("`FeatureConnector.dtype` is deprecated. Please change your code ...")
+        absl_logger.warning("a real warning")
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == ["a real warning"]
+
+
+def test_a_failed_check_inside_a_graph_is_one_line(monkeypatch, capsys):
+    """An image over the decoding limits met while a command reads data fails inside tf.data: one line, status 2."""
+    import tensorflow as tf
+
+    def run(args):
+        raise tf.errors.InvalidArgumentError(None, None, "assertion failed: [PNG image declares 20000 x 20000 = "
+                                             "400000000 pixels, more than the limit]\n\t [[{{node Assert}}]]")
+
+    parser = cli.build_parser()
+    real_parse = parser.parse_args
+
+    def parse(argv):
+        args = real_parse(argv)
+        args.run = run
+        return args
+
+    monkeypatch.setattr(parser, "parse_args", parse)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    assert cli.main(["list", "--no-params"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("mmzoo list: error: assertion failed: [PNG image declares 20000 x 20000 = 400000000 pixels, more "
+                   "than the limit]")

@@ -129,7 +129,7 @@ def test_decode_image_refuses_unknown_formats_and_too_many_bytes():
 
 def test_walks_made_to_be_slow_are_cut_short():
     jpeg = b"\xff\xd8" + b"\xff" * 100_000  # fill bytes, never a frame header
-    with pytest.raises(images.ImageFileError, match=f"more than {images.MAX_JPEG_SEGMENTS} segments"):
+    with pytest.raises(images.ImageFileError, match=f"without a frame header .* first {images.MAX_JPEG_SEGMENTS} "):
         images.check_image_bytes(jpeg)
     gif = _gif()[:-1] + b"\x21\xfe" + b"\x01\x00" * images.MAX_GIF_BLOCKS + b"\x00\x3b"  # a comment of 1-byte blocks
     start = time.perf_counter()
@@ -231,3 +231,23 @@ def test_exported_image_bytes_signature_refuses_a_bomb(tmp_path):
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"PNG image declares {BIG} x {BIG}"):
         served.predict_image_bytes({"image_bytes": [_png(), BOMBS["PNG"]]})
     assert time.perf_counter() - start < 5
+
+
+def test_headers_that_would_hide_their_size_are_refused():
+    # One stray byte after the first segment ends the segment walk; the decoder would skip it and find the frame.
+    bomb = _jpeg(BIG, BIG)
+    after_app0 = 4 + struct.unpack(">H", bomb[4:6])[0]
+    hidden = bomb[:after_app0] + b"\x00" + bomb[after_app0:]
+    with pytest.raises(images.ImageFileError, match="without a frame header"):
+        images.check_image_bytes(hidden)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="without a frame header"):
+        tf.function(images.decode_image)(tf.constant(hidden))
+    # Sides whose product overflows int64 must not pass as a small (negative) number of pixels.
+    assert images.declared_image_size(_png(0xC0000000, 0xC0000000))[3] > images.MAX_IMAGE_PIXELS
+    with pytest.raises(images.ImageFileError, match="more than the limit"):
+        images.check_image_bytes(_png(0xC0000000, 0xC0000000))
+    # A 12-byte BMP core header: TensorFlow reads its sizes differently from the header's definition.
+    core = bytearray(_bmp())
+    core[14:18] = struct.pack("<I", 12)
+    with pytest.raises(images.ImageFileError, match="is not a JPEG, PNG, GIF, BMP or WebP image"):
+        images.check_image_bytes(bytes(core))
