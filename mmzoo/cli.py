@@ -222,7 +222,8 @@ def _add_train(commands):
         parents=[_data_options(), _file_options(), _split_options(),
                  _training_options(epochs=DEFAULT_EPOCHS, learning_rate=DEFAULT_LEARNING_RATE, schedule=DEFAULT_SCHEDULE),
                  _object_options("the image tower", "train the rest with the tower frozen"),
-                 _output_options("runs/<recipe>", "the backup, logs, model.keras and plot", "saved_models/<recipe>")],
+                 _output_options("runs/<recipe>[_<data>]", "the backup, logs, model.keras and plot",
+                                 "saved_models/<recipe>[_<data>]")],
         description="Train a recipe on the bundled data or your own CSV/JSONL (mmzoo.train), report test accuracy, "
         "save <output-dir>/model.keras, export a SavedModel, and write TensorBoard logs, a CSV log and a PNG of the "
         "training curves. The training state is backed up after every epoch: rerun the same command after an "
@@ -424,6 +425,20 @@ def _as_flag_value(value):
     return value
 
 
+def _run_name(args):
+    """The default output and export folders' name: the recipe, and for data other than the default the data
+    too, so that the same recipe on other data neither resumes the other run's backup nor becomes a new version
+    of the model served for the other data."""
+    if args.dataset == DEFAULT_DATASET:
+        return args.recipe
+    data = os.path.splitext(os.path.basename(args.dataset))[0] if _is_data_file(args.dataset) else args.dataset
+    return f"{args.recipe}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', data).strip('_.')}"
+
+
+def _is_data_file(dataset):
+    return dataset.lower().endswith((".csv", ".jsonl"))
+
+
 def _export_dir(args, default_name):
     """--export, --no-export or the default saved_models/<default_name>."""
     if args.no_export:
@@ -568,8 +583,8 @@ def _train(args):
         image_size=args.image_size, learning_rate=args.learning_rate, schedule=args.schedule, seed=args.seed,
         strategy=args.strategy, object_epochs="auto" if args.object_epochs is None else args.object_epochs,
         train_image_tower=args.train_image_tower, init=args.init, model_options=model_options or None,
-        output_dir=args.output_dir or os.path.join("runs", args.recipe),
-        export_dir=_export_dir(args, args.recipe), verbose=args.verbose)
+        output_dir=args.output_dir or os.path.join("runs", _run_name(args)),
+        export_dir=_export_dir(args, _run_name(args)), verbose=args.verbose)
     if result.is_chief and result.paths["export"]:
         from mmzoo.data import bundled
 
@@ -758,7 +773,7 @@ def _evaluate(args):
 
 def _evaluation_data(args, inputs, image_size, class_names):
     """(dataset, DataInfo, its description) with a feature for each of the model's `inputs`."""
-    if args.dataset.lower().endswith((".csv", ".jsonl")):
+    if _is_data_file(args.dataset):
         from mmzoo.training import load_file
 
         skipped = []

@@ -511,3 +511,16 @@ def test_a_failed_check_inside_a_graph_is_one_line(monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert err == ("mmzoo list: error: assertion failed: [PNG image declares 20000 x 20000 = 400000000 pixels, more "
                    "than the limit]")
+
+
+def test_default_run_folders_are_named_after_the_data_too():
+    """The same recipe on other data must not resume the other run's backup or become its model's next version."""
+    import argparse
+
+    def name(dataset):
+        return cli._run_name(argparse.Namespace(recipe="small_cnn_lstm_concat", dataset=dataset))
+
+    assert name(cli.DEFAULT_DATASET) == "small_cnn_lstm_concat"  # the main job's folders are as documented
+    assert name("data/photos v2.csv") == "small_cnn_lstm_concat_photos_v2"
+    assert name("/tmp/Train.JSONL") == "small_cnn_lstm_concat_Train"
+    assert name("mmzoo_shapes/captions") == "small_cnn_lstm_concat_mmzoo_shapes_captions"
