@@ -5,9 +5,9 @@
     raw inputs that need nothing there (pixels) -------------------------------------+    -> fusion -> head
 
 The backbone is a nested, all-numeric functional model (`model.backbone`). Keeping string vectorization in front
-of it lets training run it in the tf.data pipeline under `tf.distribute` (strings cannot be replicated,
-DESIGN.md section 4) while the full model, and so its export, still takes raw strings. docs/architecture.md
-draws the whole path from a dataset row to a served signature.
+of it lets training run it in the tf.data pipeline under `tf.distribute` (strings cannot be replicated) while the
+full model, and so its export, still takes raw strings. docs/architecture.md draws the whole path from a dataset
+row to a served signature and says why strings stay out of the replicated graph.
 """
 
 import json

@@ -1,6 +1,6 @@
 """The input-pipeline half of a model: what turns raw features into what its numeric backbone takes.
 
-String vectorization cannot run inside a graph replicated by `tf.distribute` (DESIGN.md section 4), so training
+String vectorization cannot run inside a graph replicated by `tf.distribute` (docs/architecture.md), so training
 runs it in `tf.data`, in front of the backbone, through the two functions here. Plain `fit` on the full model,
 every trainer and retrieval go through them too, so there is one way a raw row becomes numbers.
 

@@ -10,7 +10,7 @@ datasets of raw ``({"image", "text"}, label)`` batches or of other named inputs)
 strategy (`mmzoo.distribute`), builds the model (a recipe's towers, or one per input of the data), optionally
 pretrains its image tower on object annotations (`mmzoo.trainers.objects.pretrain_objects`), fits the model's
 numeric backbone on datasets preprocessed in tf.data (`mmzoo.preprocessing.preprocess_dataset`: strings
-cannot be replicated, DESIGN.md section 4), resumes from its backup after an interruption, and writes a CSV log,
+cannot be replicated, docs/architecture.md), resumes from its backup after an interruption, and writes a CSV log,
 TensorBoard logs, a plot, the `.keras` model and an export (the files are named in `mmzoo.run_files`).
 """
 

@@ -1,7 +1,7 @@
 """Text towers: raw strings -> token ids (`TextVectorization`) -> Embedding(mask_zero) -> LSTM / BiLSTM / GRU.
 
 Vectorization and the recurrent encoder are split on purpose: the vectorizer turns strings into ids and is the
-only piece that cannot run inside a replicated `tf.distribute` graph (DESIGN.md section 4), so the model keeps it
+only piece that cannot run inside a replicated `tf.distribute` graph (docs/architecture.md), so the model keeps it
 in front of an all-numeric backbone. The encoder is applied inline in the backbone graph, which keeps the Keras
 padding mask attached to token outputs so fusion layers can ignore padding.
 """

@@ -1,7 +1,7 @@
 """What every mmzoo trainer shares: raw data turned numeric in the input pipeline, and losses that stay correct
 under `tf.distribute` and mixed precision.
 
-Three rules, each from a measured failure (DESIGN.md section 4):
+Three rules, each from a measured failure (docs/architecture.md):
 
 * Strings never enter the replicated graph. `fit`/`evaluate` map the trainer's `preprocess` (a model's own
   input-pipeline preprocessing through `mmzoo.preprocessing.preprocess_features`, then masking or anything

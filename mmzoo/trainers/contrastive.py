@@ -12,7 +12,7 @@ Two encoders map into one space of L2-normalised embeddings:
     text (string) --TextVectorization--> token_ids --text tower--> projection --> unit norm   (`dual.text_encoder`)
 
 The text encoder keeps the vectorizer in front of a numeric `text_backbone`, so training vectorizes in the
-input pipeline (strings cannot enter a replicated graph, DESIGN.md section 4) while the encoder, and its export,
+input pipeline (strings cannot enter a replicated graph, docs/architecture.md) while the encoder, and its export,
 still takes raw strings. Like a classifier, a `DualEncoder` states its `modalities` and `preprocess_inputs`, so
 training and `embed_dataset` preprocess through `mmzoo.preprocessing.preprocess_features`, as every trainer does.
 
