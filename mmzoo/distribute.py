@@ -8,7 +8,7 @@ function with its own `TF_CONFIG` (JSON: the cluster's ``host:port`` lists and t
     with strategy.scope():
         model = mmzoo.build_model(...)
         mmzoo.compile_model(mmzoo.get_backbone(model), ...)
-    ds = mmzoo.preprocessing.preprocess_dataset(model, raw_ds, sharded=True)   # or shard_by_batch(ds)
+    ds = shard_by_batch(mmzoo.preprocessing.preprocess_dataset(model, raw_ds))
     patch_for_multiworker(mmzoo.get_backbone(model), strategy, ds.element_spec)
     mmzoo.get_backbone(model).fit(ds)
     output_dir = worker.output_dir("runs/x")    # the chief writes there, the others into a temporary folder
@@ -175,8 +175,7 @@ def shard_by_batch(dataset):
     """`dataset` marked to be sharded by batch under `MultiWorkerMirroredStrategy`.
 
     Every worker builds the same, identically seeded pipeline and keeps its share of the batches: a dataset with
-    fewer files than the cluster has workers cannot be sharded by file. (`mmzoo.preprocessing.preprocess_dataset`
-    does the same with ``sharded=True``.)
+    fewer files than the cluster has workers cannot be sharded by file.
     """
     import tensorflow as tf
 

@@ -29,12 +29,10 @@ def preprocess_features(model, features):
     return model.preprocess_inputs(features)
 
 
-def preprocess_dataset(model, dataset, *, sharded=False):
+def preprocess_dataset(model, dataset):
     """`dataset` of `(features, label[, sample_weight])` with `features` mapped by `preprocess_features`.
 
-    `sharded=True` marks the dataset for sharding by batch under `MultiWorkerMirroredStrategy`: every worker
-    builds the same, identically seeded pipeline and keeps its share of the batches (the bundled data has fewer
-    files than a cluster may have workers, so sharding by file is out).
+    Under `MultiWorkerMirroredStrategy`, mark the result with `mmzoo.distribute.shard_by_batch`.
     """
     if not isinstance(dataset, tf.data.Dataset):
         raise ValueError(f"`dataset` must be a tf.data.Dataset. Received: dataset={type(dataset).__name__}")
@@ -47,9 +45,4 @@ def preprocess_dataset(model, dataset, *, sharded=False):
         )
         return keras.utils.pack_x_y_sample_weight(preprocess_features(model, features), label, sample_weight)
 
-    dataset = dataset.map(preprocess, num_parallel_calls=AUTOTUNE)
-    if sharded:
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        dataset = dataset.with_options(options)
-    return dataset
+    return dataset.map(preprocess, num_parallel_calls=AUTOTUNE)

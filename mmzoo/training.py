@@ -611,7 +611,8 @@ class _Training:
         from mmzoo.preprocessing import preprocess_dataset
 
         data = self.data
-        train, val, test = (None if ds is None else preprocess_dataset(model, ds, sharded=self.multi_worker)
+        shard = distribute.shard_by_batch if self.multi_worker else (lambda ds: ds)
+        train, val, test = (None if ds is None else shard(preprocess_dataset(model, ds))
                             for ds in (data.train, data.validation, data.test))
         distribute.patch_for_multiworker(backbone, self.strategy, train.element_spec)
         return train, val, test
