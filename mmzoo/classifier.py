@@ -19,6 +19,7 @@ import keras
 
 import mmzoo.optimizers  # noqa: F401  (registers the fused Adam, so load_model restores models compiled with it)
 from mmzoo.fusion import FUSIONS
+from mmzoo.fusion.presence import ModalityDropout, presence_key, resolve_rates
 from mmzoo.heads import ClassifierHead
 from mmzoo.towers import adapt_vocabulary, get_input_kind, get_tower
 
@@ -56,6 +57,8 @@ def build_classifier(
     fusion_options=None,
     head_hidden_units=None,
     dropout=0.1,
+    modality_dropout=None,
+    modality_dropout_seed=None,
     name="mmzoo_classifier",
 ):
     """A `MultimodalClassifier`: one tower per named input, a fusion layer and a classification head.
@@ -71,6 +74,12 @@ def build_classifier(
     `num_classes` may be left out when `class_names` is given. `fusion_options` passes family-specific arguments
     to the fusion layer (e.g. `{"num_heads": 4}` or `{"rank": 8}`). `text_token_embeddings=True` gives a token
     fusion each word's embedding beside its recurrent state (`mmzoo.towers.apply_text_tower`).
+
+    Missing inputs (docs/robustness.md): with `modality_dropout` (a rate in [0, 1) for every input, or
+    `{name: rate}`; 0 drops nothing) or `fusion="late"`, the model also takes a boolean `<name>_present` flag per
+    input and example, and can be called without an input: the fusion then leaves it out. In training,
+    `modality_dropout` switches inputs off per example at those rates (`ModalityDropout`, seeded by
+    `modality_dropout_seed`), never all of them.
     """
     towers = _resolve_towers(towers, image_tower, text_tower)
     if any(get_tower(_tower_name(spec), argument=f"towers[{key!r}]").kind == "text" for key, spec in towers.items()):
@@ -82,7 +91,8 @@ def build_classifier(
         class_names=class_names, vocabulary=vocabulary, image_size=image_size, sequence_length=sequence_length,
         image_weights=image_weights, trainable_stages=trainable_stages, embedding_dim=embedding_dim,
         text_units=text_units, text_token_embeddings=text_token_embeddings, fusion_units=fusion_units,
-        fusion_options=fusion_options, head_hidden_units=head_hidden_units, dropout=dropout, name=name,
+        fusion_options=fusion_options, head_hidden_units=head_hidden_units, dropout=dropout,
+        modality_dropout=modality_dropout, modality_dropout_seed=modality_dropout_seed, name=name,
     )
 
 
@@ -125,7 +135,8 @@ class MultimodalClassifier(keras.Model):
     def __init__(self, towers, num_classes, fusion=None, class_names=None, vocabulary=None, image_size=224,
                  sequence_length=32, image_weights=None, trainable_stages=None, embedding_dim=128, text_units=128,
                  text_token_embeddings=False, fusion_units=256, fusion_options=None, head_hidden_units=None,
-                 dropout=0.1, name="mmzoo_classifier", **kwargs):
+                 dropout=0.1, modality_dropout=None, modality_dropout_seed=None, name="mmzoo_classifier",
+                 **kwargs):
         shared = dict(image_size=image_size, image_weights=image_weights, trainable_stages=trainable_stages,
                       vocabulary=vocabulary, sequence_length=sequence_length, embedding_dim=embedding_dim,
                       text_units=text_units, text_token_embeddings=text_token_embeddings)
@@ -133,6 +144,7 @@ class MultimodalClassifier(keras.Model):
         output = _check_fusion(fusion, modalities, text_token_embeddings)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
+        presence = _check_presence_options(fusion, modalities, modality_dropout, head_hidden_units)
 
         # === Layers ===
         head = ClassifierHead(num_classes, class_names=class_names, hidden_units=head_hidden_units, dropout=dropout,
@@ -147,7 +159,14 @@ class MultimodalClassifier(keras.Model):
             backbone_inputs[modality.backbone_key] = kind.backbone_input(modality)
             features.append(kind.encode(modality, backbone_inputs[modality.backbone_key], output=output,
                                         dropout=dropout))
-        logits = head(joint(features if len(features) > 1 else features[0]))
+        if presence:
+            flags = _presence_inputs(modalities, backbone_inputs)
+            if modality_dropout is not None:
+                flags = ModalityDropout(presence, list(modalities), seed=modality_dropout_seed,
+                                        name="modality_dropout")(flags)
+            logits = head(joint(features, presence=flags))
+        else:
+            logits = head(joint(features if len(features) > 1 else features[0]))
         backbone = keras.Model(backbone_inputs, logits, name=BACKBONE_NAME)
 
         # === Functional model on raw inputs ===
@@ -155,12 +174,15 @@ class MultimodalClassifier(keras.Model):
         for key, modality in modalities.items():
             inputs[key] = get_input_kind(modality.kind).raw_input(modality)
             feed[modality.backbone_key] = inputs[key] if pipeline[key] is None else pipeline[key](inputs[key])
+        if presence:
+            feed.update(_presence_inputs(modalities, inputs, as_dict=True))
         super().__init__(inputs=inputs, outputs=backbone(feed), name=name, **kwargs)
 
         # === Config ===
         self._modalities = modalities
         self._backbone_model = backbone
         self._pipeline_layers = {key: layer for key, layer in pipeline.items() if layer is not None}
+        self._takes_presence = bool(presence)
         self._config = dict(
             towers=_without_weight_files(towers), num_classes=num_classes, fusion=fusion,
             class_names=None if class_names is None else [str(c) for c in class_names],
@@ -170,6 +192,9 @@ class MultimodalClassifier(keras.Model):
             fusion_units=fusion_units, fusion_options=None if fusion_options is None else dict(fusion_options),
             head_hidden_units=head_hidden_units, dropout=dropout,
         )
+        if presence:  # only then, so the configs of other models stay as earlier versions wrote them
+            self._config.update({"modality_dropout": _plain(modality_dropout),
+                                 "modality_dropout_seed": modality_dropout_seed})
 
     # === What the model is ===
 
@@ -186,13 +211,29 @@ class MultimodalClassifier(keras.Model):
     def preprocess_inputs(self, features):
         """Raw features -> the backbone's numeric inputs (strings vectorized; pixels as they are, or resized to
         their input's size as an export resizes them). Runs in tf.data
-        (`mmzoo.preprocessing.preprocess_dataset`) or eagerly."""
+        (`mmzoo.preprocessing.preprocess_dataset`) or eagerly. A model that takes presence flags gets them
+        from `features` (`<name>_present`) or, where not given, as all present."""
         fed = {}
         for key, modality in self._modalities.items():
             value = get_input_kind(modality.kind).prepare(modality, features[key])
             layer = self._pipeline_layers.get(key)
             fed[modality.backbone_key] = value if layer is None else layer(value)
+            if self._takes_presence:
+                flag = features.get(presence_key(key))
+                fed[presence_key(key)] = _all_present(modality, features[key]) if flag is None else flag
         return fed
+
+    @property
+    def takes_presence(self):
+        """Whether the model takes `<name>_present` flags (and may be called without some inputs)."""
+        return self._takes_presence
+
+    def __call__(self, inputs, *args, **kwargs):
+        """A model that takes presence flags may be called without some of its inputs or flags: a missing flag
+        means present, a missing input absent (a placeholder fills its place, which the fusion leaves out)."""
+        if getattr(self, "_takes_presence", False) and isinstance(inputs, dict):
+            inputs = complete_inputs(self._modalities, inputs)
+        return super().__call__(inputs, *args, **kwargs)
 
     @property
     def vectorizers(self):
@@ -242,6 +283,81 @@ def _without_weight_files(towers):
     `image_weights` (a path that may be gone, or "imagenet", a download) is loaded again when it is rebuilt."""
     return {key: {k: v for k, v in spec.items() if k != "image_weights"} if isinstance(spec, dict) else spec
             for key, spec in towers.items()}
+
+
+def _check_presence_options(fusion, modalities, modality_dropout, head_hidden_units):
+    """The modality dropout rates in modality order if the model takes presence flags (all 0 for late fusion
+    without dropout), else None; one-line errors for a combination that cannot take them."""
+    if modality_dropout is None and fusion != "late":
+        return None
+    if len(modalities) < 2:
+        raise ValueError("Modality dropout leaves inputs out of a multimodal model; this one has a single input. "
+                         f"Received: modality_dropout={modality_dropout!r}, towers {list(modalities)}")
+    if fusion in FUSIONS and not FUSIONS[fusion].supports_presence:
+        able = ", ".join(sorted(name for name, cls in FUSIONS.items() if cls.supports_presence))
+        raise ValueError(f"The {fusion!r} fusion cannot leave an input out, so it takes no modality dropout; use one "
+                         f"of {able}. Received: fusion={fusion!r}, modality_dropout={modality_dropout!r}")
+    if fusion == "late" and head_hidden_units is not None:
+        raise ValueError("Late fusion averages each input's logits, which needs an affine head after it (no hidden "
+                         f"layer). Received: fusion='late', head_hidden_units={head_hidden_units!r}")
+    return resolve_rates(0.0 if modality_dropout is None else modality_dropout, list(modalities))
+
+
+def _presence_inputs(modalities, inputs, as_dict=False):
+    """One boolean `<name>_present` input per modality, added to `inputs`; returned as a list (or dict)."""
+    for key in modalities:
+        if presence_key(key) in inputs:
+            raise ValueError(f"The input name {presence_key(key)!r} is taken by the presence flag of input {key!r}; "
+                             f"rename that input. Received: inputs {list(modalities)}")
+    flags = {presence_key(key): keras.Input((), dtype="bool", name=presence_key(key)) for key in modalities}
+    inputs.update(flags)
+    return flags if as_dict else list(flags.values())
+
+
+def complete_inputs(modalities, inputs):
+    """`inputs` with every input and presence flag a model over `modalities` takes: a missing flag means present;
+    a missing (or None) input gets a placeholder (zeros, empty strings) and an all-False flag. Everything is
+    turned into tensors when something is filled in, since Keras refuses arrays and tensors mixed in one call."""
+    import tensorflow as tf
+
+    given = {key: inputs[key] for key in modalities if inputs.get(key) is not None}
+    flags = [presence_key(key) for key in modalities]
+    if len(given) == len(modalities) and all(inputs.get(flag) is not None for flag in flags):
+        return inputs
+    if not given:
+        raise ValueError(f"A model needs at least one of its inputs {list(modalities)}. Received: "
+                         f"{sorted(key for key, value in inputs.items() if value is not None)}")
+    if any(isinstance(value, keras.KerasTensor) for value in inputs.values()):
+        raise ValueError("Called on symbolic inputs, a model needs every input and presence flag. Received: "
+                         f"{sorted(inputs)}; expected {list(modalities) + flags}")
+    completed = {key: tf.convert_to_tensor(value) for key, value in inputs.items() if value is not None}
+    first = next(iter(given))
+    batch = tf.shape(completed[first])[0]
+    for key, modality in modalities.items():
+        flag = presence_key(key)
+        if key not in given:
+            completed[key] = (tf.zeros(tf.concat([[batch], modality.shape], 0), tf.float32) if modality.kind == "image"
+                              else tf.fill([batch], ""))
+            completed[flag] = tf.zeros([batch], tf.bool)
+        elif inputs.get(flag) is None:
+            completed[flag] = tf.ones([batch], tf.bool)
+        else:
+            completed[flag] = tf.cast(completed[flag], tf.bool)
+    return completed
+
+
+def _all_present(modality, value):
+    """True flags, one per example of a raw `value` of `modality` (batched or not)."""
+    import tensorflow as tf
+
+    shape = tf.shape(value)
+    batch = shape[:-3] if modality.kind == "image" else shape
+    return tf.ones(batch, dtype=tf.bool)
+
+
+def _plain(value):
+    """A JSON-friendly copy of a config value (dicts copied, numbers as floats)."""
+    return {k: float(v) for k, v in value.items()} if isinstance(value, dict) else value
 
 
 def _modalities(towers, shared):

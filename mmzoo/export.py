@@ -22,6 +22,7 @@ from mmzoo.images import decode_image, resize_image
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGE_BYTES = "serving_image_bytes"
+SERVING_PRESENCE = "serving_presence"
 EMBED_PREFIX = "embed_"
 METADATA_FILE = os.path.join("assets.extra", "mmzoo.json")
 _ENCODER_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -213,12 +214,21 @@ def _string_checks(name, strings):
                     " Received: shape ", _shape_text(shape))]
 
 
+def _flag_checks(name, flags):
+    shape = _runtime_shape(flags)
+    return [_assert(tf.equal(tf.size(shape), 1), f"Input {name} must be booleans of shape [batch].",
+                    " Received: shape ", _shape_text(shape))]
+
+
+_CHECKS = {"pixels": _pixel_checks, "strings": _string_checks, "flags": _flag_checks}
+
+
 def _checked(inputs, kinds):
     """`inputs` ({name: tensor}) once every check has passed, and their common batch size. `kinds` names each
     input's kind: "pixels" or "strings". Shapes are checked first (a batch size needs a batch axis), then batch
     sizes: one image with three texts would otherwise be broadcast to three answers by some fusions."""
     checks = [check for name, kind in kinds.items()
-              for check in (_pixel_checks if kind == "pixels" else _string_checks)(name, inputs[name])]
+              for check in _CHECKS[kind](name, inputs[name])]
     with tf.control_dependencies(checks):
         inputs = {name: tf.identity(value) for name, value in inputs.items()}
         batches = {name: tf.shape(value)[0] for name, value in inputs.items()}
@@ -314,7 +324,32 @@ def _build_archive(model, specs):
     archive.add_endpoint(SERVING_DEFAULT, serve, input_signature=[pixel_specs])
     if any(kind == "image" for kind, _ in specs.values()):
         archive.add_endpoint(SERVING_IMAGE_BYTES, serve_image_bytes, input_signature=[bytes_specs])
+    if getattr(model, "takes_presence", False):
+        _add_presence_endpoint(archive, specs, pixel_specs, outputs, empty)
     return archive
+
+
+def _add_presence_endpoint(archive, specs, pixel_specs, outputs, empty):
+    """`serving_presence`: `serving_default`'s inputs plus a boolean `<name>_present` [None] per input. A
+    signature's inputs are all required (TF Serving refuses a request that leaves one out), so the flags live in
+    a signature of their own and `serving_default` keeps the inputs its clients send; an absent input is sent
+    as anything of the right kind (a 1 x 1 black image, an empty string) with its flag False."""
+    flags = {name: f"{name}_present" for name in specs}
+
+    def serve_presence(inputs):
+        kinds = {name: "pixels" if kind == "image" else "strings" for name, (kind, _) in specs.items()}
+        kinds.update({flag: "flags" for flag in flags.values()})
+
+        def respond(checked):
+            fed = {name: _to_model_pixels(checked[name], size) if kind == "image" else checked[name]
+                   for name, (kind, size) in specs.items()}
+            fed.update({flag: checked[flag] for flag in flags.values()})
+            return outputs(fed)
+
+        return _served(inputs, kinds, respond, empty)
+
+    signature = {**pixel_specs, **{flag: tf.TensorSpec([None], tf.bool, name=flag) for flag in flags.values()}}
+    archive.add_endpoint(SERVING_PRESENCE, serve_presence, input_signature=[signature])
 
 
 @contextlib.contextmanager
@@ -402,6 +437,38 @@ def _strings_array(name, value):
     return strings
 
 
+def _plain_request(inputs, names):
+    """Whether `inputs` is what `serving_default` takes: every input, no flag."""
+    return isinstance(inputs, dict) and set(inputs) == set(names)
+
+
+def _presence_request(inputs, names, specs):
+    """A request for `serving_presence` (whose inputs are `specs`): every flag (given, or True), and for a
+    missing input a placeholder the model leaves out (a 1 x 1 black image, an empty string) with its flag False."""
+    if not isinstance(inputs, dict):
+        raise ValueError(f"Expected a dict of inputs. Received: {type(inputs).__name__}")
+    flags = {f"{name}_present" for name in names}
+    unknown = sorted(set(inputs) - set(names) - flags)
+    if unknown:
+        raise ValueError(f"Unknown input(s) {unknown}. Expected some of {sorted(names)} and their flags "
+                         f"{sorted(flags)}")
+    given = [name for name in names if name in inputs]
+    if not given:
+        raise ValueError(f"A request needs at least one of the inputs {sorted(names)}. Received: {sorted(inputs)}")
+    batch = len(inputs[given[0]])
+    request = {}
+    for name in names:
+        flag = f"{name}_present"
+        if name in inputs:
+            request[name] = inputs[name]
+            request[flag] = np.asarray(inputs.get(flag, np.ones(batch, bool)), dtype=bool)
+        else:
+            request[name] = (np.zeros((batch, 1, 1, 3), np.uint8) if specs[name].dtype == tf.uint8
+                             else np.array([""] * batch, dtype=object))
+            request[flag] = np.zeros(batch, bool)
+    return request
+
+
 class ExportedModel:
     """A reloaded export. Call it with a dict of numpy-like inputs; get a dict of numpy outputs."""
 
@@ -416,6 +483,11 @@ class ExportedModel:
                 self.metadata = json.load(f)
 
     def __call__(self, inputs):
+        """Probabilities (and labels) for a dict of inputs. An export of a model that takes presence flags also
+        answers requests without some inputs, or with `<name>_present` flags, through `serving_presence`."""
+        if SERVING_PRESENCE in self.signatures and not _plain_request(inputs, self.input_names()):
+            specs = self.signatures[SERVING_PRESENCE].structured_input_signature[1]
+            return self._run(SERVING_PRESENCE, _presence_request(inputs, self.input_names(), specs))
         return self._run(SERVING_DEFAULT, inputs)
 
     def predict_image_bytes(self, inputs):

@@ -173,3 +173,21 @@ def coord_cnn_gru_glimpse():
     # No dropout: with 0.1 in front of the head, position questions stayed at chance in 25 epochs (docs/cli.md).
     return dict(_COORD_CNN_GRU, fusion="glimpse", text_token_embeddings=True, dropout=0.0,
                 fusion_options={"num_glimpses": 4, "grid_positions": True, "relation_heads": 2})
+
+# === Late fusion and missing inputs (docs/robustness.md) ===
+# Late fusion averages each input's own logits over the inputs present, so these models also take
+# `<name>_present` flags and answer with an input missing; add `modality_dropout=` to train for it.
+
+
+@register_recipe
+def resnet50_lstm_late():
+    """ResNet50 + LSTM, late fusion: a head per input, logits averaged over the inputs present."""
+    return dict(image_tower="resnet50", text_tower="lstm", fusion="late")
+
+
+@register_recipe
+def small_cnn_lstm_late():
+    """Small CNN + LSTM, late fusion: a head per input, logits averaged over the inputs present; CPU-sized."""
+    return dict(image_tower="small_cnn", text_tower="lstm", fusion="late", image_size=64, fusion_units=128,
+                text_units=64, embedding_dim=64)
+

@@ -270,9 +270,9 @@ def test_get_fusion_returns_new_instances():
 
 def test_get_fusion_unknown_name_lists_valid_names():
     with pytest.raises(ValueError) as info:
-        get_fusion("late", units=4)
+        get_fusion("nope", units=4)
     message = str(info.value)
-    assert "Unknown fusion 'late'" in message and "Received: fusion='late'" in message
+    assert "Unknown fusion 'nope'" in message and "Received: fusion='nope'" in message
     assert "Expected one of: " + ", ".join(FUSIONS) in message
 
 

@@ -6,7 +6,9 @@ or tokens `(batch, steps, dim)` (mmzoo/fusion/base.py). Two class attributes let
 before building anything: `requires_tokens` (every input must be tokens) and `max_inputs` (None: any N >= 2;
 `film` and `glimpse` are only defined for 2, an image token grid and text tokens).
 
-Each family lives in its own file; a new fusion is one file plus one line in `FUSIONS`.
+Each family lives in its own file; a new fusion is one file plus one line in `FUSIONS`. Families with
+`supports_presence` also take `presence=[flag_1, ..., flag_N]` (mmzoo/fusion/presence.py): a modality absent
+from an example contributes nothing to its output.
 """
 
 from mmzoo.fusion.attention import CoAttentionFusion, CrossAttentionFusion
@@ -16,6 +18,8 @@ from mmzoo.fusion.elementwise import ProductFusion, SumFusion
 from mmzoo.fusion.film import FiLMFusion
 from mmzoo.fusion.gated import GatedFusion
 from mmzoo.fusion.glimpse import GlimpseFusion
+from mmzoo.fusion.late import LateFusion
+from mmzoo.fusion.presence import ModalityDropout, presence_key
 from mmzoo.fusion.tensor import LowRankFusion, TensorFusion
 
 FUSIONS = {
@@ -29,6 +33,7 @@ FUSIONS = {
     "lowrank": LowRankFusion,
     "film": FiLMFusion,
     "glimpse": GlimpseFusion,
+    "late": LateFusion,
 }
 
 
@@ -58,4 +63,7 @@ __all__ = [
     "LowRankFusion",
     "FiLMFusion",
     "GlimpseFusion",
+    "LateFusion",
+    "ModalityDropout",
+    "presence_key",
 ]

@@ -10,9 +10,27 @@ from mmzoo.fusion.base import (
     check_activation,
     check_optional_positive_int,
     check_positive_int,
+    keep_present,
     masked_mean,
     zero_padding,
 )
+
+
+def _present_steps(tokens, mask, weight):
+    """The token mask of a modality with its presence folded in: every step of an absent example is invalid.
+    None when every step of every example is valid."""
+    if weight is None:
+        return mask
+    present = ops.cast(weight, "bool")  # (batch, 1), broadcast over steps
+    steps = ops.ones_like(tokens[..., 0], dtype="bool") if mask is None else ops.cast(mask, "bool")
+    return ops.logical_and(steps, present)
+
+
+def _any_valid(mask, like):
+    """(batch, 1) 1.0 where a row has at least one valid step of `mask`, in `like`'s dtype; None if no mask."""
+    if mask is None:
+        return None
+    return ops.cast(ops.any(ops.cast(mask, "bool"), axis=1, keepdims=True), like.dtype)
 
 
 def _key_attention_mask(query, key_mask):
@@ -47,6 +65,7 @@ class _TokenAttentionFusion(FusionLayer):
 
     requires_tokens = True
     max_inputs = None
+    supports_presence = True
 
     def __init__(self, units, num_heads=4, key_dim=None, dropout=0.0, modalities=DEFAULT_MODALITIES, **kwargs):
         super().__init__(units=units, dropout=dropout, modalities=modalities, **kwargs)
@@ -111,9 +130,10 @@ class _TokenAttentionFusion(FusionLayer):
             norm.build(projected[m])
         return projected[self.modalities[0]][0]
 
-    def _project(self, inputs, mask):
-        """Projected tokens and masks, as dicts keyed by modality."""
+    def _project(self, inputs, mask, presence=None):
+        """Projected tokens and masks, as dicts keyed by modality; an absent modality's steps are all masked."""
         features, masks = self._unpack(inputs, mask)
+        masks = [_present_steps(x, m, w) for x, m, w in zip(features, masks, self._presence(presence))]
         # Padded steps are zeroed before anything else, so their content cannot reach the output even where a
         # softmax has no valid key left (a row that is all padding).
         projected = [
@@ -130,7 +150,9 @@ class _TokenAttentionFusion(FusionLayer):
         attention, norm = self._direction_layers(modality)
         query = tokens[modality]
         attended = attention(query, keys, keys, attention_mask=_key_attention_mask(query, key_mask), training=training)
-        return norm(query + attended)
+        # A row with no valid key (every other modality absent) attends to nothing: the softmax over no keys
+        # would otherwise average the masked ones.
+        return norm(query + keep_present(attended, _any_valid(key_mask, attended)))
 
     def get_config(self):
         config = super().get_config()
@@ -171,14 +193,29 @@ class CrossAttentionFusion(_TokenAttentionFusion):
         self.output_dropout.build((batch, self.units))
         self.built = True
 
-    def call(self, inputs, mask=None, training=None, return_tokens=False):
-        tokens, masks = self._project(inputs, mask)
+    def call(self, inputs, mask=None, training=None, return_tokens=False, presence=None):
+        tokens, masks = self._project(inputs, mask, presence)
         last = self.modalities[-1]
         attended = self._attend(last, tokens, masks, training)
         if return_tokens:  # per-token fused features of the last modality, e.g. for masked-token prediction
             return attended
         pooled = masked_mean(attended, masks[last], dtype=self.compute_dtype)
+        if presence is not None:
+            pooled = self._without_query(pooled, tokens, masks)
         return self.output_dropout(pooled, training=training)
+
+    def _without_query(self, pooled, tokens, masks):
+        """Where the querying modality is absent, the others' tokens speak for themselves: the LayerNorm of their
+        masked mean stands in for the attended query."""
+        last = self.modalities[-1]
+        keys, key_mask = _concatenate_steps([tokens[o] for o in self._others(last)],
+                                            [masks[o] for o in self._others(last)])
+        _, norm = self._direction_layers(last)
+        fallback = norm(masked_mean(keys, key_mask, dtype=self.compute_dtype))
+        has_query = _any_valid(masks[last], pooled)
+        if has_query is None:
+            return pooled
+        return keep_present(pooled, has_query) + keep_present(fallback, 1.0 - has_query)
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -223,8 +260,8 @@ class CoAttentionFusion(_TokenAttentionFusion):
         self.output_dropout.build((batch, self.units))
         self.built = True
 
-    def call(self, inputs, mask=None, training=None, return_tokens=False):
-        tokens, masks = self._project(inputs, mask)
+    def call(self, inputs, mask=None, training=None, return_tokens=False, presence=None):
+        tokens, masks = self._project(inputs, mask, presence)
         queries = self._query_modalities()
         attended = self._attend(queries[0], tokens, masks, training)
         if return_tokens:  # per-token fused features of the last modality, e.g. for masked-token prediction
@@ -232,6 +269,8 @@ class CoAttentionFusion(_TokenAttentionFusion):
         pooled = [masked_mean(attended, masks[queries[0]], dtype=self.compute_dtype)]
         for m in queries[1:]:
             pooled.append(masked_mean(self._attend(m, tokens, masks, training), masks[m], dtype=self.compute_dtype))
+        # An absent modality's pooled direction is zeros (its mask has no valid step), so it adds nothing to
+        # `combine`.
         return self.output_dropout(self.combine(ops.concatenate(pooled, axis=-1)), training=training)
 
     def get_config(self):

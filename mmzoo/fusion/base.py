@@ -17,6 +17,8 @@ import re
 import keras
 from keras import ops
 
+from mmzoo.fusion.presence import check_presence, presence_weights
+
 DEFAULT_MODALITIES = ("image", "text")
 
 _MODALITY_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -169,6 +171,13 @@ def masked_mean(x, mask=None, dtype=None):
     return total / count
 
 
+def keep_present(x, weight):
+    """`x` (batch, ...) zeroed in the rows whose modality is absent (`weight` (batch, 1) of 0/1; None: all present)."""
+    if weight is None:
+        return x
+    return x * ops.reshape(weight, (-1,) + (1,) * (len(x.shape) - 1))
+
+
 # === Base layer ===
 
 
@@ -186,6 +195,9 @@ class FusionLayer(keras.layers.Layer):
 
     requires_tokens = False
     max_inputs = None
+    # Whether `call` takes `presence=[flag_1, ..., flag_N]` (mmzoo/fusion/presence.py): an absent modality then
+    # contributes nothing to the output.
+    supports_presence = False
     # Attributes a subclass sets besides its per-modality ones; a modality name must not produce one of them.
     _own_attributes = ()
 
@@ -242,6 +254,10 @@ class FusionLayer(keras.layers.Layer):
         """Every input pooled to (batch, dim), in modality order."""
         features, masks = self._unpack(inputs, mask)
         return [self._pool(x, m) for x, m in zip(features, masks)]
+
+    def _presence(self, presence):
+        """`presence` as one `(batch, 1)` float per modality (1.0 present, 0.0 absent; None: always present)."""
+        return presence_weights(check_presence(presence, type(self).__name__, self.modalities), self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         shapes = self._shapes(input_shape)

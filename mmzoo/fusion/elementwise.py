@@ -2,12 +2,13 @@
 
 import keras
 
-from mmzoo.fusion.base import DEFAULT_MODALITIES, FusionLayer, check_activation
+from mmzoo.fusion.base import DEFAULT_MODALITIES, FusionLayer, check_activation, keep_present
 
 
 class _ElementwiseFusion(FusionLayer):
     requires_tokens = False
     max_inputs = None
+    supports_presence = True
 
     def __init__(self, units, activation, dropout=0.0, modalities=DEFAULT_MODALITIES, **kwargs):
         super().__init__(units=units, dropout=dropout, modalities=modalities, **kwargs)
@@ -39,7 +40,8 @@ class _ElementwiseFusion(FusionLayer):
 class SumFusion(_ElementwiseFusion):
     """`out = dropout(activation(sum_m (W_m x_m + b_m)))`, for any number N >= 2 of modalities.
 
-    Token inputs are first reduced with a mask-aware mean over steps.
+    Token inputs are first reduced with a mask-aware mean over steps. With `presence=[flag_1, ...]` the sum
+    runs over the modalities present.
 
     Args:
         units: output width.
@@ -51,8 +53,9 @@ class SumFusion(_ElementwiseFusion):
     def __init__(self, units, activation="relu", dropout=0.0, modalities=DEFAULT_MODALITIES, **kwargs):
         super().__init__(units=units, activation=activation, dropout=dropout, modalities=modalities, **kwargs)
 
-    def call(self, inputs, mask=None, training=None):
-        projections = self._projections(inputs, mask)
+    def call(self, inputs, mask=None, training=None, presence=None):
+        # An absent modality adds nothing: the sum runs over the modalities present.
+        projections = [keep_present(h, w) for h, w in zip(self._projections(inputs, mask), self._presence(presence))]
         total = projections[0]
         for h in projections[1:]:
             total = total + h
@@ -63,7 +66,8 @@ class SumFusion(_ElementwiseFusion):
 class ProductFusion(_ElementwiseFusion):
     """`out = dropout(prod_m activation(W_m x_m + b_m))` (Hadamard product), for any number N >= 2 of modalities.
 
-    Token inputs are first reduced with a mask-aware mean over steps.
+    Token inputs are first reduced with a mask-aware mean over steps. With `presence=[flag_1, ...]` the product
+    runs over the modalities present.
 
     Args:
         units: output width.
@@ -75,9 +79,11 @@ class ProductFusion(_ElementwiseFusion):
     def __init__(self, units, activation="tanh", dropout=0.0, modalities=DEFAULT_MODALITIES, **kwargs):
         super().__init__(units=units, activation=activation, dropout=dropout, modalities=modalities, **kwargs)
 
-    def call(self, inputs, mask=None, training=None):
-        projections = self._projections(inputs, mask)
-        product = self.activation(projections[0])
-        for h in projections[1:]:
-            product = product * self.activation(h)
+    def call(self, inputs, mask=None, training=None, presence=None):
+        # An absent modality multiplies by 1: the product runs over the modalities present.
+        factors = [self.activation(h) for h in self._projections(inputs, mask)]
+        factors = [f if w is None else keep_present(f, w) + (1.0 - w) for f, w in zip(factors, self._presence(presence))]
+        product = factors[0]
+        for h in factors[1:]:
+            product = product * h
         return self.output_dropout(product, training=training)

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from mmzoo.fusion.base import DEFAULT_MODALITIES, FusionLayer
+from mmzoo.fusion.base import DEFAULT_MODALITIES, FusionLayer, keep_present
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -14,7 +14,9 @@ class GatedFusion(FusionLayer):
 
     Fixing one logit removes the softmax's redundant degree of freedom, so for two modalities this is exactly
     the original GMU: `z = sigmoid(W_z [x_1; x_2])`, `out = z * h_1 + (1 - z) * h_2`.
-    Token inputs are first reduced with a mask-aware mean over steps.
+    Token inputs are first reduced with a mask-aware mean over steps. With `presence=[flag_1, ...]` an absent
+    modality's gate is 0 and the gates of those present are renormalised to sum to 1 (its features are zeros in
+    the gate's input, as in a concatenation).
 
     Args:
         units: output width.
@@ -24,6 +26,7 @@ class GatedFusion(FusionLayer):
 
     requires_tokens = False
     max_inputs = None
+    supports_presence = True
     _own_attributes = ("gate_dense",)
 
     def __init__(self, units, dropout=0.0, modalities=DEFAULT_MODALITIES, **kwargs):
@@ -50,12 +53,17 @@ class GatedFusion(FusionLayer):
         self.output_dropout.build((batch, self.units))
         self.built = True
 
-    def call(self, inputs, mask=None, training=None):
-        pooled = self._pooled(inputs, mask)
+    def call(self, inputs, mask=None, training=None, presence=None):
+        weights = self._presence(presence)
+        pooled = [keep_present(x, w) for x, w in zip(self._pooled(inputs, mask), weights)]
         hidden = ops.stack([dense(x) for dense, x in zip(self._per_modality("dense"), pooled)], axis=1)
         logits = ops.reshape(
             self.gate_dense(ops.concatenate(pooled, axis=-1)), (-1, len(self.modalities) - 1, self.units)
         )
         logits = ops.concatenate([logits, ops.zeros_like(logits[:, :1])], axis=1)  # (batch, N, units)
         gates = ops.softmax(logits, axis=1)
+        if any(w is not None for w in weights):
+            present = ops.stack([ops.ones_like(pooled[0][:, :1]) if w is None else w for w in weights], axis=1)
+            gates = gates * present  # (batch, N, units) * (batch, N, 1)
+            gates = gates / ops.maximum(ops.sum(gates, axis=1, keepdims=True), ops.cast(1e-6, gates.dtype))
         return self.output_dropout(ops.sum(gates * hidden, axis=1), training=training)

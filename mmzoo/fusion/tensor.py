@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from mmzoo.fusion.base import DEFAULT_MODALITIES, FusionLayer, check_activation, check_positive_int
+from mmzoo.fusion.base import DEFAULT_MODALITIES, FusionLayer, check_activation, check_positive_int, keep_present
 
 # Largest outer product TensorFusion forms: its output layer alone has `units` times as many weights.
 MAX_TENSOR_FEATURES = 2**20
@@ -22,7 +22,8 @@ class TensorFusion(FusionLayer):
 
     The outer product has `(projection_dim + 1) ** N` features, hence the small projection first; more than
     `MAX_TENSOR_FEATURES` (2**20) is refused at construction (use `LowRankFusion` for many modalities).
-    Token inputs are first reduced with a mask-aware mean over steps.
+    Token inputs are first reduced with a mask-aware mean over steps. With `presence=[flag_1, ...]` an absent
+    modality's `h_m` is 0, so `z` keeps exactly the terms of the modalities present (the appended 1s).
 
     Args:
         units: output width.
@@ -34,6 +35,7 @@ class TensorFusion(FusionLayer):
 
     requires_tokens = False
     max_inputs = None
+    supports_presence = True
     _own_attributes = ("dense",)
 
     def __init__(self, units, projection_dim=16, activation="relu", dropout=0.0, modalities=DEFAULT_MODALITIES,
@@ -70,9 +72,12 @@ class TensorFusion(FusionLayer):
         self.output_dropout.build((batch, self.units))
         self.built = True
 
-    def call(self, inputs, mask=None, training=None):
+    def call(self, inputs, mask=None, training=None, presence=None):
         pooled = self._pooled(inputs, mask)
-        hidden = [_append_one(projection(x)) for projection, x in zip(self._per_modality("projection"), pooled)]
+        hidden = [
+            _append_one(keep_present(projection(x), w))
+            for projection, x, w in zip(self._per_modality("projection"), pooled, self._presence(presence))
+        ]
         fused, width = hidden[0], self.projection_dim + 1
         for h in hidden[1:]:  # row-major flattening of the outer product, one modality at a time
             width *= self.projection_dim + 1
@@ -95,7 +100,8 @@ class LowRankFusion(FusionLayer):
     `out = dropout(sum_r w_r * prod_m ([x_m; 1] W_m^(r)) + b)`,
     the tensor-fusion product computed without forming the outer product, so its size grows linearly with N.
     The factors are stored as `f"{modality}_factor"`, created in modality order before `rank_weights` and `bias`.
-    Token inputs are first reduced with a mask-aware mean over steps.
+    Token inputs are first reduced with a mask-aware mean over steps. With `presence=[flag_1, ...]` an absent
+    modality's `x_m` is 0, so it enters as `[0; 1] W_m`, as in tensor fusion.
 
     Args:
         units: output width.
@@ -106,6 +112,7 @@ class LowRankFusion(FusionLayer):
 
     requires_tokens = False
     max_inputs = None
+    supports_presence = True
     _own_attributes = ("rank_weights", "bias")
 
     def __init__(self, units, rank=4, dropout=0.0, modalities=DEFAULT_MODALITIES, **kwargs):
@@ -126,8 +133,8 @@ class LowRankFusion(FusionLayer):
         self.output_dropout.build((shapes[0][0], self.units))
         self.built = True
 
-    def call(self, inputs, mask=None, training=None):
-        pooled = self._pooled(inputs, mask)
+    def call(self, inputs, mask=None, training=None, presence=None):
+        pooled = [keep_present(x, w) for x, w in zip(self._pooled(inputs, mask), self._presence(presence))]
         product = None
         for x, factor in zip(pooled, self._per_modality("factor")):
             z = ops.einsum("bd,rdu->bru", _append_one(x), factor)
