@@ -31,6 +31,7 @@ _PUBLIC = {
     "get_backbone": "mmzoo.classifier",
     "get_feature_model": "mmzoo.classifier",
     "get_image_tower": "mmzoo.classifier",
+    "get_modality_logits_model": "mmzoo.classifier",
     "get_recipe": "mmzoo.recipes",
     "get_vectorizer": "mmzoo.classifier",
     "list_models": "mmzoo.recipes",
@@ -45,8 +46,8 @@ _PUBLIC = {
 
 # Submodules reachable as attributes without their own import: `mmzoo.trainers.Distiller`, `mmzoo.data.load`,
 # `mmzoo.optimizers.Adam`, `mmzoo.preprocessing.preprocess_dataset`, `mmzoo.towers.register_tower`,
-# `mmzoo.distribute.make_strategy`.
-_SUBPACKAGES = ("data", "distribute", "optimizers", "preprocessing", "towers", "trainers")
+# `mmzoo.distribute.make_strategy`, `mmzoo.robustness.evaluate_robustness`.
+_SUBPACKAGES = ("data", "distribute", "optimizers", "preprocessing", "robustness", "towers", "trainers")
 
 __all__ = sorted(_PUBLIC)
 

@@ -474,6 +474,30 @@ def get_embedding_model(model):
     return keras.Model(backbone.input, model.head.input, name="embedding")
 
 
+def get_modality_logits_model(model):
+    """For a late-fusion classifier: the backbone's inputs -> `{"logits": the model's logits, "<input>_logits":
+    each input's own logits}`, sharing the model's weights.
+
+    Each input's logits are the classifier head applied to that input's own head output (`LateFusion.
+    modality_outputs`); the model's logits are their mean over the inputs present. Per-input auxiliary losses
+    are then Keras' own multi-output training: compile this model with one loss per output and `loss_weights`
+    (e.g. 1.0 for "logits", 0.3 for each input's) and fit it on the preprocessed dataset with the label repeated
+    for every output (docs/robustness.md); the classifier itself is what gets trained, saved and exported.
+    """
+    from mmzoo.fusion.late import LateFusion
+
+    fusion, backbone = model.fusion, model.backbone
+    if not isinstance(fusion, LateFusion):
+        raise ValueError(f"Per-input logits need a late-fusion classifier (fusion='late'). Received: {model.name!r} "
+                         f"with fusion {type(fusion).__name__}")
+    # The fusion's inputs: one feature per input, then (a keyword argument) the presence flags.
+    features = fusion.input[:len(model.modalities)]
+    outputs = {"logits": backbone.output}
+    for key, z in zip(model.modalities, fusion.modality_outputs(features)):
+        outputs[f"{key}_logits"] = model.head(z)
+    return keras.Model(backbone.input, outputs, name="modality_logits")
+
+
 class _GivenTowerOutput(keras.layers.Layer):
     """Stands in for the image tower in `get_feature_model`: its input already is the tower's output."""
 

@@ -90,3 +90,31 @@ def test_errors_name_the_argument():
         mmzoo.build_model("small_cnn_lstm_late", **tiny_overrides(head_hidden_units=8))
     with pytest.raises(ValueError, match="expects `presence` to be None or a list of 2"):
         LateFusion(units=4)(_features(), presence=[np.ones(5, bool)])
+
+
+def test_per_input_auxiliary_losses_train_the_classifier_itself():
+    import tensorflow as tf
+
+    from mmzoo.classifier import get_modality_logits_model
+    from mmzoo.preprocessing import preprocess_dataset
+
+    keras.utils.set_random_seed(2)
+    model = mmzoo.build_model("small_cnn_lstm_late", **tiny_overrides(dropout=0.0, modality_dropout=0.3))
+    auxiliary = get_modality_logits_model(model)
+    assert set(auxiliary.output) == {"logits", "image_logits", "text_logits"}
+    inputs, labels = tiny_batch(8)
+    raw = tf.data.Dataset.from_tensor_slices(({"image": inputs["image"], "text": tf.constant(list(inputs["text"]))},
+                                              labels)).batch(4)
+    data = preprocess_dataset(model, raw).map(lambda x, y: (x, {k: y for k in auxiliary.output}))
+    fed = next(iter(data))[0]
+    outputs = {k: _numpy(v) for k, v in auxiliary(fed).items()}
+    np.testing.assert_allclose(outputs["logits"], (outputs["image_logits"] + outputs["text_logits"]) / 2,
+                               rtol=1e-4, atol=1e-5)
+    kernel = _numpy(model.fusion.image_hidden.kernel).copy()
+    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    auxiliary.compile(optimizer="adam", loss={k: ce for k in auxiliary.output},
+                      loss_weights={"logits": 1.0, "image_logits": 0.3, "text_logits": 0.3})
+    auxiliary.fit(data, epochs=1, verbose=0)
+    assert not np.allclose(_numpy(model.fusion.image_hidden.kernel), kernel)  # the classifier's own weights
+    with pytest.raises(ValueError, match="late-fusion classifier"):
+        get_modality_logits_model(mmzoo.build_model("small_cnn_lstm_concat", **tiny_overrides()))
