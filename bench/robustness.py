@@ -62,13 +62,18 @@ def _train(run, overrides, seed, args, train, info):
     return model, time.perf_counter() - start
 
 
-def _measure(model, test, levels):
-    """The robustness report of a two-input model as a dict; the test accuracy of a single-input one."""
-    if len(model.modalities) < 2:
-        from mmzoo.robustness import accuracy
+def _measure(model, test, levels, noise=True):
+    """The robustness report of a two-input model as a dict (without `noise`: accuracy with every input and with
+    each absent only); the test accuracy of a single-input one."""
+    from mmzoo.robustness import accuracy
 
-        features, labels = test
+    features, labels = test
+    if len(model.modalities) < 2:
         return {"all_present": accuracy(model, {k: features[k] for k in model.modalities}, labels)}
+    if not noise:
+        off = np.zeros(len(labels), bool)
+        return {"all_present": accuracy(model, features, labels),
+                "absent": {k: accuracy(model, {**features, f"{k}_present": off}, labels) for k in model.modalities}}
     report = evaluate_robustness(model, test, levels=levels, seed=0)
     return {"all_present": report.all_present, "absent": report.absent, "mean_curves": report.mean_curves,
             "curves": report.curves, "relative": report.relative}
@@ -92,8 +97,16 @@ def main(argv=None):
     parser.add_argument("--levels", default="0,0.2,0.4,0.6,0.8,1.0")
     parser.add_argument("--runs", default=None, help="comma-separated run names (default: all)")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--no-noise", action="store_true",
+                        help="measure accuracy with every input and with each absent only (no noise curves)")
     parser.add_argument("--json", default="robustness.json")
+    parser.add_argument("--summary", default=None, metavar="FILE,FILE",
+                        help="only print the summary of these result files together")
     args = parser.parse_args(argv)
+    if args.summary:
+        merged = {"runs": [r for path in args.summary.split(",") for r in json.load(open(path))["runs"]]}
+        print(summary(merged))
+        return
     levels = tuple(float(level) for level in args.levels.split(","))
     results = json.load(open(args.json)) if os.path.exists(args.json) else {"runs": []}
     results.update(command="python " + " ".join([os.path.relpath(__file__)] + (argv or sys.argv[1:])),
@@ -109,7 +122,7 @@ def main(argv=None):
             if any(r["run"] == run and r["seed"] == seed for r in results["runs"]):
                 continue
             model, seconds = _train(run, runs[run], seed, args, train, info)
-            measured = _measure(model, test, levels)
+            measured = _measure(model, test, levels, noise=not args.no_noise)
             results["runs"].append({"run": run, "seed": seed, "train_seconds": seconds, "levels": levels, **measured})
             print(f"seed {seed} {run}: all {measured['all_present']:.3f}"
                   + "".join(f", {k} absent {v:.3f}" for k, v in measured.get("absent", {}).items())
@@ -131,15 +144,18 @@ def summary(results):
     for r in results["runs"]:
         by_run.setdefault(r["run"], []).append(r)
     late = {r["seed"]: r for r in by_run.get("late", [])}
+    by_run = {run: by_run[run] for run in sorted(by_run, key=lambda run: (run.endswith("_only"), run))}
     lines = ["| model | seeds | all inputs | image absent | text absent | relative image / text | "
              "effective vs late image / text |", "|---|---:|---:|---:|---:|---:|---:|"]
     for run, rows in by_run.items():
         cells = [stats([r["all_present"] for r in rows])]
         if "absent" in rows[0]:
             cells += [stats([r["absent"][k] for r in rows]) for k in ("image", "text")]
-            cells.append(" / ".join(stats([r["relative"][k] for r in rows]) for k in ("image", "text")))
+            curved = [r for r in rows if "relative" in r]
+            cells.append(" / ".join(stats([r["relative"][k] for r in curved]) for k in ("image", "text"))
+                         if curved else "")
             effective = {k: [effective_robustness(r["mean_curves"][k], late[r["seed"]]["mean_curves"][k])
-                             for r in rows if r["seed"] in late] for k in ("image", "text")}
+                             for r in curved if "mean_curves" in late.get(r["seed"], {})] for k in ("image", "text")}
             cells.append(" / ".join(stats(v) for v in effective.values()) if effective["image"] else "")
         else:
             cells += ["", "", "", ""]
