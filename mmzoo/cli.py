@@ -43,6 +43,8 @@ DEFAULT_SEED = 0
 DEFAULT_PRETRAIN_RECIPE = "small_cnn_bilstm_attention"
 DEFAULT_PRETRAIN_DATASET = "mmzoo_shapes/captions"
 DEFAULT_STUDENT_RECIPE = "small_cnn_lstm_concat"
+DEFAULT_CAPTION_RECIPE = "small_cnn_gru_captioner"
+DEFAULT_CAPTION_DATASET = "mmzoo_shapes/captions"
 
 # Library argument names whose flag is not the name with dashes.
 _FLAGS = {"data": "--dataset", "validation_data": "--val-data", "validation_split": "--val-split",
@@ -203,7 +205,7 @@ def build_parser():
     parser = _Parser(prog="mmzoo", description="Multimodal (image + text) model zoo for Keras.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_add_list, _add_train, _add_evaluate, _add_export, _add_pretrain, _add_distill, _add_predict,
-                _add_robustness):
+                _add_caption, _add_robustness):
         add(commands)
     return parser
 
@@ -231,6 +233,10 @@ def _add_train(commands):
         "interruption to continue from the last completed epoch. With no arguments this is the main job: "
         f"{DEFAULT_RECIPE} on {DEFAULT_DATASET}.")
     train.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe to train, see `mmzoo list` (default: %(default)s)")
+    train.add_argument("--task", type=_choice("--task", ("classify", "caption")), default="classify",
+                       help="'classify' (answers) or 'caption' (generate captions: a captioning recipe, default "
+                       f"{DEFAULT_CAPTION_RECIPE}, on {DEFAULT_CAPTION_DATASET} or a .csv/.jsonl of image and caption "
+                       "columns; see docs/captioning.md) (default: %(default)s)")
     train.add_argument(
         "--strategy", type=_choice("--strategy", STRATEGIES), default="default",
         help="tf.distribute strategy: 'default' (one device), 'mirrored' (all local GPUs, or the CPU), 'multiworker' "
@@ -613,6 +619,8 @@ def _write_json(path, value):
 def _train(args):
     from mmzoo.training import train
 
+    if args.task == "caption":
+        return _train_captioner(args)
     model_options = {}
     if args.towers is not None:
         model_options["towers"] = args.towers
@@ -993,6 +1001,77 @@ def _read_image(flag, path, inputs):
     except tf.errors.InvalidArgumentError:
         raise UsageError(f"{flag}{path}: not a {SUPPORTED} image, or a corrupt one") from None
     return encoded
+
+
+# === caption ===
+
+
+def _add_caption(commands):
+    caption = commands.add_parser(
+        "caption", help="caption an image with a trained captioner; prints the caption",
+        description="Caption an image file (JPEG, PNG, GIF, BMP or WebP) with a captioner exported by `mmzoo train "
+        "--task caption` (a SavedModel directory: its decoding as exported) or saved as .keras (--strategy, "
+        "--num-beams apply). Prints the caption and its log-probability, tab-separated.")
+    caption.add_argument("--model", required=True, help="SavedModel version or model directory, or a .keras file")
+    caption.add_argument("--image", required=True, action="append", help="image file; repeat for several")
+    caption.add_argument("--strategy", type=_choice("--strategy", ("greedy", "beam")), default="greedy",
+                         help="with a .keras model: greedy or beam-search decoding (default: %(default)s)")
+    caption.add_argument("--num-beams", type=_positive_int, default=4, help="beams of --strategy beam (default: %(default)s)")
+    caption.set_defaults(run=_caption)
+
+
+def _caption(args):
+    import numpy as np
+
+    if not os.path.exists(args.model):
+        raise FileNotFoundError(f"model not found: {args.model}")
+    encoded = [_read_image("--image ", path, {"image": "image"}) for path in args.image]
+    if os.path.isdir(args.model):
+        import mmzoo
+
+        served = mmzoo.load_exported(args.model)
+        if (served.metadata or {}).get("task") != "caption":
+            raise UsageError(f"--model {args.model}: not a captioner's export (use `mmzoo predict` for classifiers)")
+        outputs = served.predict_image_bytes({"image_bytes": encoded})
+        captions = [caption.decode("utf-8") for caption in outputs["caption"]]
+    else:
+        import tensorflow as tf
+
+        from mmzoo.captioning.training import load_captioner
+        from mmzoo.images import decode_image, resize_image
+
+        model = load_captioner(args.model)
+        pixels = np.stack([resize_image(decode_image(tf.constant(data)), model.image_size).numpy() for data in encoded])
+        outputs = model.generate(pixels, strategy=args.strategy, num_beams=args.num_beams)
+        captions = list(outputs["caption"])
+    for caption, log_probability in zip(captions, outputs["log_probability"]):
+        print(f"{caption}\t{log_probability:.4f}")
+    return 0
+
+
+def _train_captioner(args):
+    from mmzoo.captioning.training import train_captioner
+
+    recipe = DEFAULT_CAPTION_RECIPE if args.recipe == DEFAULT_RECIPE else args.recipe
+    dataset = DEFAULT_CAPTION_DATASET if args.dataset == DEFAULT_DATASET else args.dataset
+    args.recipe, args.dataset = recipe, dataset
+    name = _run_name(args)
+    columns = {"image_column": (args.image_column or ["image"])[0],
+               "caption_column": args.text_column[0] if args.text_column else None}
+    result = train_captioner(
+        recipe, dataset, validation_data=args.val_data, test_data=args.test_data, train_split=args.train_split,
+        validation_split=args.val_split, test_split=args.test_split, data_dir=args.data_dir, **columns,
+        skip_bad_rows=args.skip_bad_rows, encoding=args.encoding, epochs=args.epochs, batch_size=args.batch_size,
+        image_size=args.image_size, learning_rate=args.learning_rate, schedule=args.schedule, seed=args.seed,
+        init=args.init, output_dir=args.output_dir or os.path.join("runs", name),
+        export_dir=_export_dir(args, name), verbose=args.verbose)
+    for metric, value in result.test_metrics.items():
+        print(f"  test {metric:<12}{value:.4f}")
+    print(f"  model           {result.paths['model']}")
+    if result.paths["export"]:
+        print(f"  export          {result.paths['export']}")
+        print(f"  try it          mmzoo caption --model {result.paths['export']} --image IMAGE.png")
+    return 0
 
 
 if __name__ == "__main__":

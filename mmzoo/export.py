@@ -56,6 +56,10 @@ def export_model(model, path, *, overwrite=False):
     `serving_default` is the first of them.
     """
     model = getattr(model, "inference_model", model)
+    if getattr(model, "task", None) == "caption":  # an ImageCaptioner: images in, generated captions out
+        from mmzoo.captioning.export import export_captioner
+
+        return export_captioner(model, path, overwrite=overwrite)
     if isinstance(model, dict):
         specs = _encoder_specs(model)
         models = list(model.values())

@@ -6,33 +6,55 @@ A recipe is one decorated function returning the `build_classifier` keywords it 
 
 import inspect
 
+from mmzoo.captioning.model import build_captioner
 from mmzoo.classifier import build_classifier
 
 _RECIPES = {}
 _ACCEPTED = tuple(inspect.signature(build_classifier).parameters)
 
 
-def register_recipe(function):
-    """Register `function` (returning build_classifier keywords) under its own name."""
+# Recipes by task: what each builds ("classify": `build_classifier`, "caption": `build_captioner`).
+TASKS = ("classify", "caption")
+_TASK_OF = {}
+_ACCEPTED_BY_TASK = {"classify": _ACCEPTED, "caption": tuple(inspect.signature(build_captioner).parameters)}
+
+
+def register_recipe(function=None, *, task="classify"):
+    """Register `function` (returning the keywords of the task's builder) under its own name. Use it bare for a
+    classifier, or as `@register_recipe(task="caption")` for a captioner (`mmzoo.captioning.build_captioner`)."""
+    if task not in TASKS:
+        raise ValueError(f"`task` must be one of {', '.join(TASKS)}. Received: task={task!r}")
+    if function is None:
+        return lambda function: register_recipe(function, task=task)
     name = function.__name__
     if name in _RECIPES:
         raise ValueError(f"A recipe named '{name}' is already registered.")
-    unknown = sorted(set(function()) - set(_ACCEPTED))
+    accepted = _ACCEPTED_BY_TASK[task]
+    unknown = sorted(set(function()) - set(accepted))
     if unknown:
-        raise ValueError(f"Recipe '{name}' sets unknown arguments {unknown}; accepted: {', '.join(_ACCEPTED)}")
+        raise ValueError(f"Recipe '{name}' sets unknown arguments {unknown}; accepted: {', '.join(accepted)}")
     _RECIPES[name] = function
+    _TASK_OF[name] = task
     return function
 
 
-def list_models():
-    """Names of all registered recipes, sorted."""
-    return sorted(_RECIPES)
+def list_models(task="classify"):
+    """Names of the registered recipes of `task` ("classify", the default, or "caption"; None for all), sorted."""
+    if task is not None and task not in TASKS:
+        raise ValueError(f"`task` must be one of {', '.join(TASKS)} or None. Received: task={task!r}")
+    return sorted(name for name in _RECIPES if task is None or _TASK_OF.get(name, "classify") == task)
+
+
+def recipe_task(name):
+    """The task recipe `name` builds a model for: "classify" or "caption"."""
+    get_recipe(name)
+    return _TASK_OF.get(name, "classify")
 
 
 def get_recipe(name):
     """The keywords recipe `name` passes to `build_classifier` (a fresh dict)."""
     if name not in _RECIPES:
-        raise ValueError(f"Unknown recipe '{name}'. Expected one of: {', '.join(list_models())}. Received: name={name!r}")
+        raise ValueError(f"Unknown recipe '{name}'. Expected one of: {', '.join(list_models(None))}. Received: name={name!r}")
     return dict(_RECIPES[name]())
 
 
@@ -43,16 +65,19 @@ def describe_recipe(name):
 
 
 def build_model(name, **overrides):
-    """Build recipe `name`; `overrides` replace the recipe's defaults (see `build_classifier`)."""
+    """Build recipe `name`; `overrides` replace the recipe's defaults (see `build_classifier`, or
+    `mmzoo.captioning.build_captioner` for a captioning recipe)."""
     config = get_recipe(name)
-    unknown = sorted(set(overrides) - set(_ACCEPTED))
+    task = recipe_task(name)
+    accepted = _ACCEPTED_BY_TASK[task]
+    unknown = sorted(set(overrides) - set(accepted))
     if unknown:
         raise ValueError(
-            f"Unknown argument(s) {unknown} for build_model('{name}'). Accepted: {', '.join(_ACCEPTED)}"
+            f"Unknown argument(s) {unknown} for build_model('{name}'). Accepted: {', '.join(accepted)}"
         )
     config.update(name=name)
     config.update(overrides)
-    return build_classifier(**config)
+    return build_captioner(**config) if task == "caption" else build_classifier(**config)
 
 
 # === Recipes ===
@@ -191,3 +216,36 @@ def small_cnn_lstm_late():
     return dict(image_tower="small_cnn", text_tower="lstm", fusion="late", image_size=64, fusion_units=128,
                 text_units=64, embedding_dim=64)
 
+
+# === Captioning recipes (task "caption") ===
+# CPU-sized: 64 px images, the small CNN's 8x8 token grid, captions of up to 40 tokens.
+
+
+@register_recipe(task="caption")
+def small_cnn_gru_captioner():
+    """Small CNN tokens + a GRU decoder attending to them at every word (show, attend and tell)."""
+    return dict(image_tower="small_cnn", decoder="gru", image_size=64, units=256, embedding_dim=128)
+
+
+@register_recipe(task="caption")
+def small_cnn_lstm_captioner():
+    """Small CNN tokens + an LSTM decoder attending to them at every word (show, attend and tell)."""
+    return dict(image_tower="small_cnn", decoder="lstm", image_size=64, units=256, embedding_dim=128)
+
+
+@register_recipe(task="caption")
+def small_cnn_transformer_captioner():
+    """Small CNN tokens + a 2-layer Transformer decoder (causal self-attention, cross-attention to the image)."""
+    return dict(image_tower="small_cnn", decoder="transformer", image_size=64, units=128, num_layers=2, num_heads=4)
+
+
+@register_recipe(task="caption")
+def coord_cnn_transformer_captioner():
+    """Position-aware small CNN tokens (x/y channels) + a 2-layer Transformer decoder."""
+    return dict(image_tower="coord_cnn", decoder="transformer", image_size=64, units=128, num_layers=2, num_heads=4)
+
+
+@register_recipe(task="caption")
+def resnet50_gru_captioner():
+    """ResNet50 spatial tokens (7x7 at 224 px) + a GRU decoder with attention at every word."""
+    return dict(image_tower="resnet50", decoder="gru", image_size=224, units=512, embedding_dim=256)
