@@ -53,8 +53,8 @@ def test_seeded_and_serializable():
 
 
 @pytest.mark.parametrize("kwargs, received", [
-    (dict(rates=1.0, modalities=["image", "text"]), "modality_dropout=1.0"),
-    (dict(rates={"photo": 0.2}, modalities=["image", "text"]), "modality_dropout={'photo': 0.2}"),
+    (dict(rates=1.0, modalities=["image", "text"]), "rates=1.0"),
+    (dict(rates={"photo": 0.2}, modalities=["image", "text"]), "rates={'photo': 0.2}"),
     (dict(rates=0.2, modalities=["image"]), "modalities=['image']"),
     (dict(rates=0.2, modalities=["image", "text"], seed="1"), "seed='1'"),
 ])
@@ -142,3 +142,5 @@ def test_models_without_modality_dropout_are_as_before():
     assert "modality_dropout" not in model.get_config()
     with pytest.raises(ValueError, match="single input"):
         mmzoo.build_classifier(text_tower="gru", modality_dropout=0.1, **tiny_overrides())
+    with pytest.raises(ValueError, match=r"Received: modality_dropout=\{'photo': 0.1\}"):
+        mmzoo.build_model("small_cnn_lstm_concat", **tiny_overrides(modality_dropout={"photo": 0.1}))

@@ -41,8 +41,9 @@ def presence_weights(presence, dtype):
     return [None if p is None else ops.expand_dims(ops.cast(p, dtype), -1) for p in presence]
 
 
-def resolve_rates(rates, modalities):
-    """`rates` (one float for every modality, or `{name: rate}`, missing names 0) -> a tuple in modality order."""
+def resolve_rates(rates, modalities, argument="modality_dropout"):
+    """`rates` (one float for every modality, or `{name: rate}`, missing names 0) -> a tuple in modality order;
+    errors name `rates` as `argument`."""
 
     def check(value, name):
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
@@ -53,11 +54,11 @@ def resolve_rates(rates, modalities):
         unknown = sorted(set(rates) - set(modalities))
         if unknown:
             raise ValueError(
-                f"`modality_dropout` names inputs the model does not have: {unknown}. Expected some of "
-                f"{list(modalities)}. Received: modality_dropout={rates!r}"
+                f"`{argument}` names inputs the model does not have: {unknown}. Expected some of "
+                f"{list(modalities)}. Received: {argument}={rates!r}"
             )
-        return tuple(check(rates.get(m, 0.0), f"modality_dropout[{m!r}]") for m in modalities)
-    return tuple(check(rates, "modality_dropout") for _ in modalities)
+        return tuple(check(rates.get(m, 0.0), f"{argument}[{m!r}]") for m in modalities)
+    return tuple(check(rates, argument) for _ in modalities)
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -85,7 +86,7 @@ class ModalityDropout(keras.layers.Layer):
         if isinstance(rates, (list, tuple)) and len(rates) != len(self.modalities):
             raise ValueError(f"ModalityDropout takes one rate per modality {list(self.modalities)}. "
                              f"Received: rates={list(rates)!r}")
-        self.rates = resolve_rates(given, self.modalities)
+        self.rates = resolve_rates(given, self.modalities, argument="rates")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise ValueError(f"`seed` must be an integer or None. Received: seed={seed!r}")
         self.seed = None if seed is None else int(seed)

@@ -37,7 +37,7 @@ def evaluate_robustness(model, dataset, *, levels=DEFAULT_LEVELS, noises=None, r
     report = RobustnessReport(
         model_name=model.name, num_examples=len(labels), levels=levels,
         all_present=accuracy(model, features, labels, batch_size),
-        absent={name: accuracy(model, *_absent(model, features, name), labels, batch_size) for name in modalities},
+        absent={name: accuracy(model, _absent(model, features, name), labels, batch_size) for name in modalities},
         absent_by="presence flag" if model.takes_presence else "placeholder: the model takes no presence flags",
         curves=curves, mean_curves=mean_curves,
         relative={name: relative_robustness(levels, curve) for name, curve in mean_curves.items()}, effective={},
@@ -85,7 +85,7 @@ def _absent(model, features, name):
         features[name] = np.array([""] * len(features[name]), dtype=object)
     else:
         features[name] = np.zeros_like(features[name])
-    return (features,)
+    return features
 
 
 def _noisy_accuracy(model, features, labels, name, kind, noise, level, rng, vocabulary, batch_size):
