@@ -160,7 +160,23 @@ def summary(results):
         else:
             cells += ["", "", "", ""]
         lines.append(f"| {run} | {len(rows)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines + [""] + _curve_table(by_run))
+
+
+def _curve_table(by_run):
+    """Markdown: each run's mean noise curve per input (the median over the seeds that measured curves)."""
+    curved = {run: [r for r in rows if "mean_curves" in r] for run, rows in by_run.items()}
+    curved = {run: rows for run, rows in curved.items() if rows}
+    if not curved:
+        return []
+    levels = next(iter(curved.values()))[0]["levels"]
+    lines = ["| model | noisy input | seeds | " + " | ".join(f"{level:g}" for level in levels) + " |",
+             "|---|---|---:|" + "---:|" * len(levels)]
+    for run, rows in curved.items():
+        for key in ("image", "text"):
+            median = np.median([r["mean_curves"][key] for r in rows], axis=0)
+            lines.append(f"| {run} | {key} | {len(rows)} | " + " | ".join(f"{a:.3f}" for a in median) + " |")
+    return lines
 
 
 if __name__ == "__main__":
