@@ -1,8 +1,6 @@
 """Predicting with inputs missing: in Python (a model called without an input or with a flag off) and from the
 export (`serving_presence`, and `ExportedModel` choosing it)."""
 
-import itertools
-
 import keras
 import numpy as np
 import pytest
@@ -67,7 +65,8 @@ def test_a_model_without_presence_needs_every_input():
         plain({"image": inputs["image"]})
 
 
-@pytest.mark.parametrize("pattern", list(itertools.product([True, False], repeat=2))[:3])
+# Every pattern with at least one input present (image, text).
+@pytest.mark.parametrize("pattern", [(True, True), (True, False), (False, True)])
 def test_export_equals_keras_for_every_presence_pattern(model, exported, pattern):
     inputs, _ = tiny_batch(seed=2)
     flags = {"image_present": np.full(4, pattern[0]), "text_present": np.full(4, pattern[1])}

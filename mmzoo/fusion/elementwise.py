@@ -82,7 +82,8 @@ class ProductFusion(_ElementwiseFusion):
     def call(self, inputs, mask=None, training=None, presence=None):
         # An absent modality multiplies by 1: the product runs over the modalities present.
         factors = [self.activation(h) for h in self._projections(inputs, mask)]
-        factors = [f if w is None else keep_present(f, w) + (1.0 - w) for f, w in zip(factors, self._presence(presence))]
+        weights = self._presence(presence)
+        factors = [f if w is None else keep_present(f, w) + (1.0 - w) for f, w in zip(factors, weights)]
         product = factors[0]
         for h in factors[1:]:
             product = product * h

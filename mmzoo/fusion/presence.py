@@ -28,7 +28,8 @@ def check_presence(presence, layer_name, modalities):
     if presence is None:
         return [None] * len(modalities)
     if not isinstance(presence, (list, tuple)) or len(presence) != len(modalities):
-        received = f"a {type(presence).__name__}" if not isinstance(presence, (list, tuple)) else f"{len(presence)} flags"
+        received = (f"a {type(presence).__name__}" if not isinstance(presence, (list, tuple))
+                    else f"{len(presence)} flags")
         raise ValueError(
             f"{layer_name} was built for modalities {list(modalities)!r} and expects `presence` to be None or a list "
             f"of {len(modalities)} boolean (batch,) flags, one per modality. Received: presence={received}"

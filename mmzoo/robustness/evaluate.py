@@ -149,7 +149,8 @@ def _collect(dataset, modalities, max_examples):
     for features, batch_labels in batches:
         missing = sorted(set(modalities) - set(features))
         if missing:
-            raise ValueError(f"The dataset has no feature for input(s) {missing}. Received features: {sorted(features)}")
+            raise ValueError(f"The dataset has no feature for input(s) {missing}. "
+                             f"Received features: {sorted(features)}")
         for name in modalities:
             parts[name].append(np.asarray(features[name]))
         labels.append(np.asarray(batch_labels))
