@@ -47,7 +47,7 @@ _PUBLIC = {
 # Submodules reachable as attributes without their own import: `mmzoo.trainers.Distiller`, `mmzoo.data.load`,
 # `mmzoo.optimizers.Adam`, `mmzoo.preprocessing.preprocess_dataset`, `mmzoo.towers.register_tower`,
 # `mmzoo.distribute.make_strategy`, `mmzoo.robustness.evaluate_robustness`.
-_SUBPACKAGES = ("data", "distribute", "optimizers", "preprocessing", "robustness", "towers", "trainers")
+_SUBPACKAGES = ("captioning", "data", "distribute", "optimizers", "preprocessing", "robustness", "towers", "trainers")
 
 __all__ = sorted(_PUBLIC)
 

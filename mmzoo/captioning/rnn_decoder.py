@@ -114,10 +114,6 @@ class AttentionRNNDecoder(keras.layers.Layer):
         _, outputs = ops.scan(advance, [features] + cache["states"], ops.transpose(token_ids))
         return self.logits(ops.transpose(outputs[0], (1, 0, 2)))
 
-    def compute_output_shape(self, input_shape):
-        token_shape, _ = input_shape
-        return tuple(token_shape) + (self.vocabulary_size,)
-
     def get_config(self):
         return {**super().get_config(), "vocabulary_size": self.vocabulary_size, "cell": self.cell,
                 "units": self.units, "embedding_dim": self.embedding_dim,

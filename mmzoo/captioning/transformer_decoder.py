@@ -182,10 +182,6 @@ class TransformerCaptionDecoder(keras.layers.Layer):
             caches.append(block_cache)
         return self.logits(self.final_norm(x))[:, 0], {"blocks": caches}
 
-    def compute_output_shape(self, input_shape):
-        token_shape, _ = input_shape
-        return tuple(token_shape) + (self.vocabulary_size,)
-
     def get_config(self):
         return {**super().get_config(), "vocabulary_size": self.vocabulary_size, "max_length": self.max_length,
                 "num_layers": self.num_layers, "units": self.units, "num_heads": self.num_heads,
