@@ -10,6 +10,9 @@ import mmzoo
 from mmzoo.export import SERVING_DEFAULT, SERVING_PRESENCE
 from helpers import tiny_batch, tiny_overrides
 
+# One worker builds and exports the shared model once (pytest -n 2 --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("missing_inputs")
+
 
 def _probabilities(model, inputs):
     return keras.ops.convert_to_numpy(keras.ops.softmax(model(inputs, training=False)))
