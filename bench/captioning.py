@@ -74,14 +74,18 @@ def quality(model, images, references, strategy, num_beams):
             "seconds": seconds, "examples": captions[:3]}
 
 
-def _median_rate(call, batch, repeats=5):
-    call()  # warm-up: tracing
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return batch / statistics.median(times)
+def _rates(calls, batch, rounds=5):
+    """{name: captions/s} of each call: median over `rounds` alternating rounds after a warm-up call each (noise on
+    a shared machine then hits every call alike)."""
+    times = {name: [] for name in calls}
+    for call in calls.values():
+        call()  # warm-up: tracing
+    for _ in range(rounds):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: batch / statistics.median(values) for name, values in times.items()}
 
 
 def speed(model, images):
@@ -95,10 +99,28 @@ def speed(model, images):
         served = mmzoo.load_exported(version)
         for batch in (1, 32):
             chunk = images[:batch]
-            result[f"generate_per_s_batch{batch}"] = _median_rate(lambda: model.generate(chunk), batch)
-            result[f"beam_per_s_batch{batch}"] = _median_rate(lambda: model.generate(chunk, strategy="beam"), batch)
-            result[f"export_per_s_batch{batch}"] = _median_rate(lambda: served({"image": chunk}), batch)
+            rates = _rates({"generate": lambda: model.generate(chunk),
+                            "beam": lambda: model.generate(chunk, strategy="beam"),
+                            "export": lambda: served({"image": chunk})}, batch)
+            result.update({f"{name}_per_s_batch{batch}": rate for name, rate in rates.items()})
     return result
+
+
+def speed_only(directory, args):
+    """Speed of every .keras captioner in `directory` (saved by --save-models), on the first test images."""
+    from mmzoo.captioning.data import caption_dataset, group_by_image
+    from mmzoo.captioning.training import load_captioner
+
+    images, _ = group_by_image(caption_dataset("mmzoo_shapes/captions", "test", batch_size=64, shuffle=False),
+                               limit=32)
+    runs = []
+    for name in sorted(os.listdir(directory)):
+        if name.endswith(".keras"):
+            model = load_captioner(os.path.join(directory, name))
+            runs.append({"model": name, "speed": speed(model, images)})
+            print(json.dumps(runs[-1]), flush=True)
+    with open(args.out, "w") as f:
+        json.dump({"command": " ".join(sys.argv), "speed_runs": runs}, f, indent=1)
 
 
 def run(recipe, seed, args):
@@ -116,13 +138,18 @@ def run(recipe, seed, args):
               "final_loss": trained.history["loss"][-1], "params": trained.model.count_params(),
               "greedy": quality(trained.model, images, references, "greedy", 1),
               "beam": quality(trained.model, images, references, "beam", args.num_beams)}
-    if seed == args.seeds[0]:
+    if seed == args.seeds[0] and not args.no_speed:
         result["speed"] = speed(trained.model, images)
+    if args.save_models:
+        os.makedirs(args.save_models, exist_ok=True)
+        trained.model.save(os.path.join(args.save_models, f"{recipe}_seed{seed}.keras"))
     return result
 
 
 def report(paths):
-    runs = [r for path in paths for r in json.load(open(path))["runs"]]
+    files = [json.load(open(path)) for path in paths]
+    runs = [r for f in files for r in f.get("runs", [])]
+    speed_runs = [r for f in files for r in f.get("speed_runs", [])]
     rows = ["| recipe | decoding | seeds | exact match | BLEU-4 | CIDEr-D | colour | shape | size | position | "
             "object count |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for recipe in dict.fromkeys(r["recipe"] for r in runs):
@@ -134,14 +161,15 @@ def report(paths):
                 cells.append(" / ".join(f"{v:.3f}" for v in (values[0], statistics.median(values), values[-1]))
                              if len(values) > 1 else f"{values[0]:.3f}")
             rows.append(f"| {recipe} | {decoding} | {len(mine)} | " + " | ".join(cells) + " |")
-    rows += ["", "| recipe | train s | greedy/s b1 | greedy/s b32 | beam/s b1 | beam/s b32 | export/s b1 | "
-                 "export/s b32 |", "|---|---|---|---|---|---|---|---|"]
-    for r in runs:
-        if "speed" in r:
-            s = r["speed"]
-            rows.append(f"| {r['recipe']} | {r['train_seconds']:.0f} | " + " | ".join(
-                f"{s[k]:.1f}" for k in ("generate_per_s_batch1", "generate_per_s_batch32", "beam_per_s_batch1",
-                                        "beam_per_s_batch32", "export_per_s_batch1", "export_per_s_batch32")) + " |")
+    rows += ["", "| model | greedy/s b1 | greedy/s b32 | beam/s b1 | beam/s b32 | export/s b1 | export/s b32 | "
+                 "export s |", "|---|---|---|---|---|---|---|---|"]
+    for name, s in [(r["recipe"], r["speed"]) for r in runs if "speed" in r] + [(r["model"], r["speed"])
+                                                                                 for r in speed_runs]:
+        rows.append(f"| {name} | " + " | ".join(f"{s[k]:.1f}" for k in (
+            "generate_per_s_batch1", "generate_per_s_batch32", "beam_per_s_batch1", "beam_per_s_batch32",
+            "export_per_s_batch1", "export_per_s_batch32", "export_seconds")) + " |")
+    rows += ["", "| recipe | seed | train s | final loss |", "|---|---|---|---|"]
+    rows += [f"| {r['recipe']} | {r['seed']} | {r['train_seconds']:.0f} | {r['final_loss']:.3f} |" for r in runs]
     print("\n".join(rows))
 
 
@@ -156,10 +184,15 @@ def main():
     parser.add_argument("--num-beams", type=int, default=3)
     parser.add_argument("--eval-images", type=int, default=200)
     parser.add_argument("--out", default="bench_captioning.json")
+    parser.add_argument("--save-models", default=None, metavar="DIR", help="save each trained captioner there")
+    parser.add_argument("--no-speed", action="store_true", help="skip the speed measurements")
+    parser.add_argument("--speed-only", default=None, metavar="DIR", help="only time the .keras captioners in DIR")
     parser.add_argument("--report", nargs="+", default=None, metavar="JSON")
     args = parser.parse_args()
     if args.report:
         return report(args.report)
+    if args.speed_only:
+        return speed_only(args.speed_only, args)
     results = {"command": " ".join(sys.argv), "runs": []}
     for seed in args.seeds:  # seed-major: each recipe gets a first result early
         for recipe in args.recipes:

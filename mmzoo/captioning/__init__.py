@@ -24,6 +24,7 @@ _PUBLIC = {
     "caption_dataset": "mmzoo.captioning.data",
     "cider_d": "mmzoo.captioning.metrics",
     "evaluate_captions": "mmzoo.captioning.metrics",
+    "group_by_image": "mmzoo.captioning.data",
     "export_captioner": "mmzoo.captioning.export",
     "generate": "mmzoo.captioning.generation",
     "initialize_image_tower": "mmzoo.captioning.training",
