@@ -34,7 +34,7 @@ from mmzoo.training import AUTO_OBJECT_EPOCHS, DEFAULT_COLUMNS, SCHEDULES, Optio
 # The main job: what `mmzoo train` runs without arguments.
 DEFAULT_RECIPE = "coord_cnn_gru_glimpse"
 DEFAULT_DATASET = "mmzoo_shapes/vqa"
-DEFAULT_EPOCHS = 25
+DEFAULT_EPOCHS = "auto"  # mmzoo.run_length.auto_epochs: 25 for the bundled data's 10,000 training examples
 DEFAULT_BATCH_SIZE = 64
 DEFAULT_IMAGE_SIZE = 64
 DEFAULT_LEARNING_RATE = 3e-3
@@ -48,6 +48,7 @@ DEFAULT_CAPTION_DATASET = "mmzoo_shapes/captions"
 
 # Library argument names whose flag is not the name with dashes.
 _FLAGS = {"data": "--dataset", "validation_data": "--val-data", "validation_split": "--val-split",
+          "validation_fraction": "--val-fraction",
           "export_dir": "--export", "model": "--recipe", "model_options['towers']": "--towers"}
 
 
@@ -83,6 +84,16 @@ def _number(convert, ok, expected, flag=None):
 _positive_int = _number(int, lambda v: v >= 1, "a positive integer")
 _non_negative_int = _number(int, lambda v: v >= 0, "a non-negative integer")
 _positive_float = _number(float, lambda v: 0 < v < float("inf"), "a positive number")
+
+
+def _auto_or(parse):
+    """`parse`, or the word 'auto' (the library decides)."""
+
+    def parse_or_auto(text):
+        return "auto" if text == "auto" else parse(text)
+
+    parse_or_auto.__name__ = parse.__name__
+    return parse_or_auto
 
 
 def _fraction(flag, allow_zero=False, allow_one=False):
@@ -164,7 +175,16 @@ def _split_options():
 
 def _training_options(*, epochs, learning_rate, image_size=DEFAULT_IMAGE_SIZE, image_size_help=None, schedule=None):
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--epochs", type=_positive_int, default=epochs, help="epochs (default: %(default)s)")
+    if epochs == "auto":
+        parent.add_argument("--epochs", type=_auto_or(_positive_int), default=epochs,
+                            help="epochs, or 'auto': as many as show the model about 250,000 examples (25 for 10,000 "
+                            "training examples, 5 for 50,000), within 3 to 50 (default: %(default)s)")
+        parent.add_argument("--patience", type=_auto_or(_non_negative_int), default="auto",
+                            help="stop after this many epochs without a better validation accuracy and keep the best "
+                            "epoch's weights; 0 turns early stopping off; 'auto': a fifth of the epochs, at least 2 "
+                            "(default: %(default)s)")
+    else:
+        parent.add_argument("--epochs", type=_positive_int, default=epochs, help="epochs (default: %(default)s)")
     parent.add_argument("--image-size", type=_positive_int, default=image_size, help=image_size_help or
                         "images are resized to this many pixels square (default: %(default)s)")
     parent.add_argument("--learning-rate", type=_positive_float, default=learning_rate,
@@ -233,6 +253,10 @@ def _add_train(commands):
         "interruption to continue from the last completed epoch. With no arguments this is the main job: "
         f"{DEFAULT_RECIPE} on {DEFAULT_DATASET}.")
     train.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe to train, see `mmzoo list` (default: %(default)s)")
+    train.add_argument("--val-fraction", type=_auto_or(_fraction("--val-fraction", allow_zero=True)), default="auto",
+                       help="with a .csv/.jsonl --dataset and no --val-data: the fraction of its rows held out for "
+                       "validation and early stopping (and test, without --test-data); 'auto': 0.1 (default: "
+                       "%(default)s)")
     train.add_argument("--task", type=_choice("--task", ("classify", "caption")), default="classify",
                        help="'classify' (answers) or 'caption' (generate captions: a captioning recipe, default "
                        f"{DEFAULT_CAPTION_RECIPE}, on {DEFAULT_CAPTION_DATASET} or a .csv/.jsonl of image and caption "
@@ -630,7 +654,7 @@ def _train(args):
         args.recipe, args.dataset, validation_data=args.val_data, test_data=args.test_data,
         train_split=args.train_split, validation_split=args.val_split, test_split=args.test_split,
         data_dir=args.data_dir, **_columns(args), skip_bad_rows=args.skip_bad_rows, encoding=args.encoding,
-        epochs=args.epochs, batch_size=args.batch_size,
+        epochs=args.epochs, patience=args.patience, validation_fraction=args.val_fraction, batch_size=args.batch_size,
         image_size=args.image_size, learning_rate=args.learning_rate, schedule=args.schedule, seed=args.seed,
         strategy=args.strategy, object_epochs="auto" if args.object_epochs is None else args.object_epochs,
         train_image_tower=args.train_image_tower, init=args.init, model_options=model_options or None,
@@ -781,7 +805,8 @@ def _fit_student(args, teacher, student, data, output_dir):
     os.makedirs(output_dir, exist_ok=True)
     csv_path = os.path.join(output_dir, CSV_LOG)
     callbacks = [keras.callbacks.TerminateOnNaN(), keras.callbacks.CSVLogger(csv_path)]
-    distiller.fit(data.train, validation_data=data.validation, epochs=args.epochs, callbacks=callbacks, verbose=args.verbose)
+    distiller.fit(data.train, validation_data=data.validation, epochs=args.epochs, callbacks=callbacks, verbose=args.verbose,
+                  shuffle=False)  # shuffled in its pipeline; Keras warns when True is passed with a tf.data dataset
     if has_nan_loss(read_csv_log(csv_path)):
         raise TrainingFailed(f"the loss became NaN; try a smaller --learning-rate (it was {args.learning_rate})")
     student.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
@@ -1061,7 +1086,8 @@ def _train_captioner(args):
     result = train_captioner(
         recipe, dataset, validation_data=args.val_data, test_data=args.test_data, train_split=args.train_split,
         validation_split=args.val_split, test_split=args.test_split, data_dir=args.data_dir, **columns,
-        skip_bad_rows=args.skip_bad_rows, encoding=args.encoding, epochs=args.epochs, batch_size=args.batch_size,
+        skip_bad_rows=args.skip_bad_rows, encoding=args.encoding, batch_size=args.batch_size,
+        **({} if args.epochs == "auto" else {"epochs": args.epochs}),  # 'auto': train_captioner's own default
         image_size=args.image_size, learning_rate=args.learning_rate, schedule=args.schedule, seed=args.seed,
         init=args.init, output_dir=args.output_dir or os.path.join("runs", name),
         export_dir=_export_dir(args, name), verbose=args.verbose)

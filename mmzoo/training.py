@@ -30,6 +30,7 @@ from mmzoo.schedules import SCHEDULES, learning_rate_schedule
 OWN_DATA_SUFFIXES = (".csv", ".jsonl")
 DEFAULT_COLUMNS = {"image_column": "image", "text_column": "text"}  # the own-data loaders' defaults
 AUTO_OBJECT_EPOCHS = 4  # what object_epochs="auto" means where object pretraining is possible
+AUTO_VALIDATION_FRACTION = 0.1  # of a .csv/.jsonl training file held out when there is no validation file
 TOWER_OUTPUT_CACHE_BYTES = 2 << 30  # held in memory at most: the frozen image towers' outputs for the training data
 
 __all__ = ["OptionError", "TrainResult", "TrainingData", "TrainingFailed", "learning_rate_schedule", "load_data",
@@ -107,8 +108,18 @@ def _positive_int(argument, value, *, minimum=1):
 
 
 def _check_options(o):
-    for argument in ("epochs", "batch_size"):
-        _positive_int(argument, o[argument])
+    epochs, patience = o["epochs"], o["patience"]
+    if epochs != "auto" and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise OptionError("epochs", epochs, "expected 'auto' or a positive integer")
+    _positive_int("batch_size", o["batch_size"])
+    if patience not in ("auto", None) and (isinstance(patience, bool) or not isinstance(patience, int)
+                                           or patience < 0):
+        raise OptionError("patience", patience, "expected 'auto', a non-negative integer (0: no early stopping) "
+                          "or None")
+    fraction = o["validation_fraction"]
+    if fraction != "auto" and (isinstance(fraction, bool) or not isinstance(fraction, (int, float))
+                               or not 0 <= fraction < 1):
+        raise OptionError("validation_fraction", fraction, "expected 'auto' or a fraction in [0, 1)")
     if o["image_size"] is not None:
         _positive_int("image_size", o["image_size"])
     rate = o["learning_rate"]
@@ -129,6 +140,12 @@ def _check_options(o):
         raise OptionError("model_options", o["model_options"], "expected a dict of mmzoo.build_model arguments or None")
     _check_columns(o)
     _check_file_options(o)
+    if not _is_file_data(o["data"]) and fraction not in ("auto", 0):
+        raise OptionError("validation_fraction", fraction, "goes with .csv/.jsonl training data (TFDS data has "
+                          "validation splits, tf.data datasets take validation_data)")
+    if _is_file_data(o["data"]) and o["validation_data"] is not None and fraction not in ("auto", 0):
+        raise OptionError("validation_fraction", fraction, "goes without validation_data: rows are held out of the "
+                          "training file only when there is no validation file")
     if isinstance(o["data"], (str, os.PathLike)) and not _is_file_data(o["data"]):
         for argument in ("validation_data", "test_data"):
             if o[argument] is not None:
@@ -190,14 +207,18 @@ def _is_file_data(data):
 
 def load_data(data, *, validation_data=None, test_data=None, train_split="train", validation_split="validation",
               test_split="test", data_dir=None, batch_size=32, image_size=None, seed=None, class_names=None,
-              image_column="image", text_column="text", skip_bad_rows=False, encoding="utf-8"):
+              image_column="image", text_column="text", skip_bad_rows=False, encoding="utf-8",
+              validation_fraction=0.0):
     """`TrainingData` from a TFDS name, a .csv/.jsonl file or tf.data datasets, as `train` takes them.
 
     A TFDS name loads `train_split` (shuffled with `seed`), `validation_split` and `test_split` (None: none).
     A .csv/.jsonl file is the training data (shuffled with `seed`); `validation_data` and `test_data` are files
     with the same labels and columns (`test_data` defaults to the validation file); `image_column` and
     `text_column` name the columns of every file, as `mmzoo.data.from_csv` takes them (one name each: the inputs
-    "image" and "text"; lists: inputs named after their columns). A `tf.data.Dataset` is used as it is, and so
+    "image" and "text"; lists: inputs named after their columns). Without a validation file,
+    `validation_fraction` of the training file's rows are held out as validation data (`from_csv`'s
+    `validation_split`, split with `seed`), and are the test data too unless `test_data` is given. A
+    `tf.data.Dataset` is used as it is, and so
     are `validation_data` and `test_data` (`test_data` defaults to `validation_data`). `class_names` fixes the label
     ids of a file (default: its labels, sorted). `skip_bad_rows` and `encoding` go to every file's loader; the
     rows left out are reported in `TrainingData.skipped` (one line per file) instead of as warnings.
@@ -219,7 +240,8 @@ def load_data(data, *, validation_data=None, test_data=None, train_split="train"
         options = dict(image_column=image_column, text_column=text_column, skip_bad_rows=skip_bad_rows,
                        encoding=encoding)
         return _load_files(os.fspath(data), validation_data, test_data, batch_size=batch_size, image_size=image_size,
-                           seed=seed, class_names=class_names, options=options)
+                           seed=seed, class_names=class_names, options=options,
+                           validation_fraction=0.0 if validation_data else validation_fraction)
     import mmzoo.data
 
     common = dict(batch_size=batch_size, image_size=image_size, data_dir=data_dir)
@@ -241,16 +263,23 @@ def _check_batched(argument, dataset):
                           "dataset.batch(32); received elements " + repr(spec)[:200])
 
 
-def _load_files(path, validation_path, test_path, *, batch_size, image_size, seed, class_names, options):
+def _load_files(path, validation_path, test_path, *, batch_size, image_size, seed, class_names, options,
+                validation_fraction=0.0):
     """`options`: the loaders' column, skip_bad_rows and encoding arguments, the same for every file."""
     skipped = []
-    train, info = load_file(path, image_size=image_size, batch_size=batch_size, shuffle=True, seed=seed,
-                            class_names=class_names, with_info=True, skipped=skipped, **options)
+    common = dict(image_size=image_size, batch_size=batch_size, seed=seed, class_names=class_names,
+                  with_info=True, skipped=skipped, **options)
+    validation = test = None
+    if validation_fraction:
+        train, validation, info = load_file(path, shuffle=True, validation_split=validation_fraction, subset="both",
+                                            **common)
+        validation_path = f"{validation_fraction:.0%} of {path} held out"
+    else:
+        train, info = load_file(path, shuffle=True, **common)
     # The training file's classes and image size: every file feeds the same model.
     common = dict(image_size=image_size or info.image_size, batch_size=batch_size, class_names=list(info.class_names),
                   skipped=skipped, **options)
-    validation = test = None
-    if validation_path:
+    if validation is None and validation_path:
         validation = load_file(validation_path, **common)
     if test_path:
         test = load_file(test_path, **common)
@@ -321,7 +350,8 @@ def resolve_object_epochs(object_epochs, model, data, *, data_dir=None, multi_wo
 
 def train(model, data, *, validation_data=None, test_data=None, train_split="train", validation_split="validation",
           test_split="test", data_dir=None, image_column="image", text_column="text", skip_bad_rows=False,
-          encoding="utf-8", epochs=10, batch_size=32, image_size=None, learning_rate=1e-3,
+          encoding="utf-8", epochs="auto", patience="auto", validation_fraction="auto", batch_size=32,
+          image_size=None, learning_rate=1e-3,
           schedule="constant", seed=0, strategy="default", object_epochs=0, train_image_tower=False, init=None,
           model_options=None, output_dir=None, export_dir=None, callbacks=(), verbose=1, quiet=False):
     """Train `model` on `data`; what `mmzoo train` does, as a function. Returns a `TrainResult`.
@@ -339,7 +369,15 @@ def train(model, data, *, validation_data=None, test_data=None, train_split="tra
         skip_bad_rows, encoding: for every .csv/.jsonl file, as `mmzoo.data.from_csv` takes them: leave out bad
             rows (how many is printed, one line per file) instead of raising; the files' text encoding (the
             default reads UTF-8 with or without a byte-order mark).
-        epochs, batch_size: `batch_size` is the global batch, split over a strategy's replicas.
+        epochs: ``"auto"`` scales them to the data's size (`mmzoo.run_length.auto_epochs`: 25 for 10,000
+            examples, 5 for 50,000, within 3 to 50), or a number.
+        patience: early stopping (`mmzoo.run_length`): stop after this many epochs without a better validation
+            accuracy, and keep the best epoch's weights (also when the run does not stop early); ``"auto"``: a
+            fifth of the epochs, at least 2; 0 or None: off. Needs validation data. After a resumed interruption it
+            counts from the resumed epoch.
+        validation_fraction: with a .csv/.jsonl file and no `validation_data`: the fraction of its rows held out
+            for validation (and test, without `test_data`); ``"auto"``: 0.1.
+        batch_size: the global batch, split over a strategy's replicas.
         image_size: pixels (square) the data is resized to; default the model's size or the data's own.
         learning_rate, schedule: Adam's learning rate; ``"cosine"`` decays it to 0 over all epochs (keyed on the
             optimizer's step, so a resumed run continues the same curve), ``"constant"`` keeps it.
@@ -406,12 +444,15 @@ class _Training:
 
         if o["seed"] is not None:
             keras.utils.set_random_seed(o["seed"])
+        if o["validation_fraction"] == "auto":
+            o["validation_fraction"] = AUTO_VALIDATION_FRACTION if _is_file_data(o["data"]) else 0.0
         self.data = load_data(
             o["data"], validation_data=o["validation_data"], test_data=o["test_data"], train_split=o["train_split"],
             validation_split=o["validation_split"], test_split=o["test_split"], data_dir=o["data_dir"],
             batch_size=o["batch_size"], image_size=self.image_size, seed=o["seed"], class_names=self.class_names,
             image_column=o["image_column"], text_column=o["text_column"], skip_bad_rows=o["skip_bad_rows"],
-            encoding=o["encoding"])
+            encoding=o["encoding"], validation_fraction=o["validation_fraction"])
+        self._resolve_run_length()
         for line in self.data.skipped:
             if o["quiet"]:
                 warnings.warn(line, stacklevel=3)
@@ -429,8 +470,21 @@ class _Training:
         if not self.worker.is_chief:
             return self._finish_non_chief(model, log, test_metrics)
         paths["plot"] = self._plot(log)
-        self._summary(started, test_metrics, paths)
+        self._summary(started, log, test_metrics, paths)
         return TrainResult(model, log, test_metrics, paths)
+
+    def _resolve_run_length(self):
+        """`epochs` and `patience` with "auto" resolved for this data (`mmzoo.run_length`)."""
+        from mmzoo import run_length
+
+        o = self.o
+        if o["epochs"] == "auto":
+            o["epochs"] = run_length.auto_epochs(self.data.num_examples)
+        if o["patience"] == "auto":
+            o["patience"] = run_length.auto_patience(o["epochs"])
+        if o["patience"] and self.data.validation is None:
+            self.say("No validation data: early stopping is off, and all epochs run.")
+            o["patience"] = 0
 
     # --- before the data ---
 
@@ -554,7 +608,8 @@ class _Training:
             described.append(f"{height} px" if height == width else f"{height}x{width} px")
         self.say(
             f"Training {self.name} on {data.name}" + (f" ({', '.join(described)})" if described else "")
-            + f" for {o['epochs']} epochs"
+            + f" for {o['epochs']} epochs" + (f" at most (early stopping, patience {o['patience']})"
+                                             if o["patience"] else "")
             + (f" with {self.worker.description}" if self.worker.kind != "default" else "")
             + f"; writing to {self.output_dir}"
         )
@@ -648,12 +703,18 @@ class _Training:
     def _callbacks(self, backup_dir, csv_path):
         import keras
 
+        from mmzoo import run_length
+
         callbacks = [
             keras.callbacks.TerminateOnNaN(),
             # Appending: the rows of the epochs before an interruption stay (`_resume` trimmed the rest).
             keras.callbacks.CSVLogger(csv_path, append=True),
             keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
         ]
+        if self.o["patience"]:
+            callbacks.append(run_length.early_stopping(self.o["patience"], verbose=int(not self.o["quiet"])))
+        if self.worker.is_chief and not self.o["quiet"]:
+            callbacks.append(run_length.RemainingTime(self.say))
         log_dir = None
         if self.worker.is_chief:
             try:
@@ -701,17 +762,30 @@ class _Training:
             self.say("Training curves not plotted: matplotlib is not installed (pip install matplotlib).")
         return path
 
-    def _summary(self, started, test_metrics, paths):
+    def _summary(self, started, log, test_metrics, paths):
         minutes, seconds = divmod(time.perf_counter() - started, 60)
         self.say()
         self.say(f"Done in {int(minutes)} min {seconds:.0f} s.")
         if test_metrics is not None:
             self.say(f"  test accuracy   {test_metrics['accuracy']:.2%}")
+        line = _epochs_line(log, self.o["epochs"], self.o["patience"])
+        if line:
+            self.say(f"  epochs          {line}")
         self.say(f"  keras model     {paths['keras_model']}")
         self.say(f"  SavedModel      {paths['export'] or '(not exported)'}")
         self.say(f"  training curves {paths['plot'] or '(not plotted: matplotlib is not installed)'}")
         tensorboard = f", TensorBoard: tensorboard --logdir {paths['log_dir']}" if paths["log_dir"] else ""
         self.say(f"  logs            {paths['csv_log']}{tensorboard}")
+
+
+def _epochs_line(log, epochs, patience):
+    """'12 of 25 (stopped early; kept epoch 8, validation accuracy 0.9460)', or None without early stopping."""
+    scores = [row.get("val_accuracy") for row in log]
+    if not patience or not log or any(score is None for score in scores):
+        return None
+    best = max(range(len(scores)), key=lambda i: (scores[i], -i))  # Keras keeps the first of equal epochs
+    stopped = "stopped early; " if len(log) < epochs else ""
+    return f"{len(log)} of {epochs} ({stopped}kept epoch {best + 1}, validation accuracy {scores[best]:.4f})"
 
 
 def _resume(backup_dir, csv_path, epochs, say):

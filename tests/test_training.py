@@ -206,7 +206,7 @@ def test_a_second_call_resumes_from_the_backup(tmp_path, capsys, stopped_after, 
 @pytest.mark.parametrize(
     "options, expected",
     [
-        ({"epochs": 0}, "epochs=0: expected a positive integer"),
+        ({"epochs": 0}, "epochs=0: expected 'auto' or a positive integer"),
         ({"batch_size": 2.5}, "batch_size=2.5: expected a positive integer"),
         ({"learning_rate": float("nan")}, "learning_rate=nan: expected a positive number"),
         ({"schedule": "step"}, "schedule='step': expected one of cosine, constant"),

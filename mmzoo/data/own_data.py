@@ -25,6 +25,7 @@ import threading
 import warnings
 from typing import Iterator, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from mmzoo.data.info import DataInfo, _as_size, adapt_vocabulary
@@ -87,6 +88,8 @@ def from_csv(
     drop_remainder: bool = False,
     delimiter: str = ",",
     encoding: str = "utf-8",
+    validation_split: float = 0.0,
+    subset: str | None = None,
     with_info: bool = False,
 ):
     """A batched ``tf.data.Dataset`` of ``({"image", "text"}, label)`` from a CSV file with a header row.
@@ -125,11 +128,19 @@ def from_csv(
         encoding: of the file, a name Python knows (``"cp1252"``, ``"latin-1"``, ``"utf-16"``). The default
             reads UTF-8 with or without a byte-order mark (as spreadsheet programs write it). A value with bytes
             the encoding cannot decode makes its row bad.
+        validation_split: the fraction of the (good) rows to hold out for validation, as in
+            ``keras.utils.image_dataset_from_directory``: the rows are split at random with `seed` (None: 0), the
+            same way on every call, so that ``subset="training"`` and ``subset="validation"`` never share a row.
+        subset: with `validation_split`: ``"training"``, ``"validation"`` or ``"both"`` (two datasets). The
+            validation rows are never shuffled; the vocabulary is the training rows' in every case, and the class
+            names are those of all rows.
         with_info: also return a `DataInfo` (class names, one vocabulary of all text columns, image size, the
-            kind of every feature, number of examples, skipped rows).
+            kind of every feature, number of examples, skipped rows; with `subset`, ``num_examples`` counts the
+            rows returned, the training ones for ``"both"``).
 
     Returns:
-        the dataset, or ``(dataset, DataInfo)`` when `with_info` is true.
+        the dataset, or ``(dataset, DataInfo)`` when `with_info` is true; with ``subset="both"``,
+        ``(training, validation)`` or ``(training, validation, DataInfo)``.
 
     Raises:
         FileNotFoundError: `path` does not exist.
@@ -143,7 +154,8 @@ def from_csv(
     return _load(path, rows, columns=columns,
                  image_root=image_root, class_names=class_names, image_size=image_size, batch_size=batch_size,
                  shuffle=shuffle, seed=seed, cache=cache, skip_bad_rows=skip_bad_rows, check_images=check_images,
-                 max_tokens=max_tokens, drop_remainder=drop_remainder, with_info=with_info, all_keys=False)
+                 max_tokens=max_tokens, drop_remainder=drop_remainder, with_info=with_info,
+                 holdout=_check_holdout(validation_split, subset), all_keys=False)
 
 
 def from_jsonl(
@@ -164,17 +176,20 @@ def from_jsonl(
     max_tokens: int | None = None,
     drop_remainder: bool = False,
     encoding: str = "utf-8",
+    validation_split: float = 0.0,
+    subset: str | None = None,
     with_info: bool = False,
 ):
     """Like `from_csv`, for a JSON Lines file: one JSON object per line, e.g.
     ``{"image": "img/0.png", "text": "what color is the circle?", "label": "red"}``. Blank lines are ignored;
-    a line that is not a JSON object is a bad row."""
+    a line that is not a JSON object is a bad row; `validation_split` and `subset` hold out validation rows."""
     path = _existing_file(path)
     columns = _resolve_columns(image_column, text_column, label_column)
     return _load(path, _jsonl_rows(path, encoding), columns=columns,
                  image_root=image_root, class_names=class_names, image_size=image_size, batch_size=batch_size,
                  shuffle=shuffle, seed=seed, cache=cache, skip_bad_rows=skip_bad_rows, check_images=check_images,
-                 max_tokens=max_tokens, drop_remainder=drop_remainder, with_info=with_info, all_keys=True)
+                 max_tokens=max_tokens, drop_remainder=drop_remainder, with_info=with_info,
+                 holdout=_check_holdout(validation_split, subset), all_keys=True)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -624,8 +639,39 @@ def _checked_rows(path, rows: Iterator, *, columns, root, known, skip_bad_rows, 
     return parsed, bad, shapes
 
 
+SUBSETS = ("training", "validation", "both")
+
+
+def _check_holdout(validation_split, subset):
+    """(fraction, subset) checked, or None when no rows are held out."""
+    if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
+            or not 0 <= validation_split < 1:
+        raise ValueError("`validation_split` must be a fraction in [0, 1). "
+                         f"Received: validation_split={validation_split!r}")
+    if not validation_split:
+        if subset is not None:
+            raise ValueError(f"`subset` goes with a `validation_split` above 0. Received: subset={subset!r}, "
+                             f"validation_split={validation_split!r}")
+        return None
+    if subset not in SUBSETS:
+        raise ValueError(f"`subset` must be one of {', '.join(map(repr, SUBSETS))} with a validation_split. "
+                         f"Received: subset={subset!r}")
+    return float(validation_split), subset
+
+
+def _split_rows(parsed, fraction, seed):
+    """(training rows, validation rows): a seeded random `fraction` held out, at least one row each."""
+    if len(parsed) < 2:
+        raise ValueError(f"validation_split={fraction} needs at least 2 rows. Received: {len(parsed)} good row(s)")
+    order = np.random.default_rng(0 if seed is None else seed).permutation(len(parsed))
+    held = min(len(parsed) - 1, max(1, round(fraction * len(parsed))))
+    validation = set(order[:held].tolist())
+    return ([row for i, row in enumerate(parsed) if i not in validation],
+            [row for i, row in enumerate(parsed) if i in validation])
+
+
 def _load(path, rows: Iterator, *, columns: _Columns, image_root, class_names, image_size, batch_size, shuffle, seed,
-          cache, skip_bad_rows, check_images, max_tokens, drop_remainder, with_info, all_keys):
+          cache, skip_bad_rows, check_images, max_tokens, drop_remainder, with_info, holdout, all_keys):
     size = _as_size(image_size)
     if columns.images and not check_images and size is None:
         raise ValueError("`image_size` is required with check_images=False (the images are not opened up front).")
@@ -635,17 +681,27 @@ def _load(path, rows: Iterator, *, columns: _Columns, image_root, class_names, i
                                         skip_bad_rows=skip_bad_rows, check_images=check_images, all_keys=all_keys)
     if columns.images and size is None:
         size = _common_size(path, shapes)
-    labels, class_names = _class_ids(parsed, columns, known, class_names)
+    _, class_names = _class_ids(parsed, columns, known, class_names)  # every row's labels, held-out ones too
+    known = _known_classes(class_names)
+    subsets = {"training": parsed}
+    if holdout is not None:
+        subsets["training"], subsets["validation"] = _split_rows(parsed, holdout[0], seed)
+    wanted = ["training"] if holdout is None else ["training", "validation"] if holdout[1] == "both" else [holdout[1]]
 
-    ds = _dataset(parsed, columns, labels, size, deterministic=True if not shuffle or seed is not None else None)
-    ds = finish(ds, batch_size=batch_size, shuffle=shuffle, cache=cache, seed=seed, drop_remainder=drop_remainder,
-                num_examples=len(parsed), image_size=size or (0, 0), num_images=len(columns.images))
+    def dataset(rows, shuffled):
+        labels, _ = _class_ids(rows, columns, known, class_names)
+        ds = _dataset(rows, columns, labels, size, deterministic=True if not shuffled or seed is not None else None)
+        return finish(ds, batch_size=batch_size, shuffle=shuffled, cache=cache, seed=seed,
+                      drop_remainder=drop_remainder, num_examples=len(rows), image_size=size or (0, 0),
+                      num_images=len(columns.images))
+
+    datasets = [dataset(subsets[name], shuffle and name == "training") for name in wanted]
     if not with_info:
-        return ds
-    texts = [row.texts[key] for row in parsed for key in columns.texts]
+        return datasets[0] if len(datasets) == 1 else tuple(datasets)
+    texts = [row.texts[key] for row in subsets["training"] for key in columns.texts]
     info = DataInfo(
         name=path, split=None, class_names=class_names,
         vocabulary=adapt_vocabulary(texts, max_tokens=max_tokens) if texts else (), image_size=size,
-        num_examples=len(parsed), num_skipped=len(bad), skipped=tuple(bad),
+        num_examples=len(subsets[wanted[0]]), num_skipped=len(bad), skipped=tuple(bad),
         feature_keys={**columns.images, **columns.texts, "label": columns.label}, input_kinds=columns.kinds)
-    return ds, info
+    return (*datasets, info)

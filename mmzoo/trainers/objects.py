@@ -146,7 +146,7 @@ def _fit_object_grid(classifier, dataset, split, *, epochs, batch_size, image_si
         )
     say(f"Object pretraining of the image tower: {epochs} epoch(s), which of {num_classes - 1} object classes (or "
         f"none) has its centre in each of the {side}x{side} cells; the tower is then {then}")
-    history = grid_model.fit(objects, epochs=epochs, verbose=verbose)
+    history = grid_model.fit(objects, epochs=epochs, verbose=verbose, shuffle=False)  # shuffled in its pipeline
     accuracy = history.history["accuracy"][-1]
     say(f"Object pretraining: cell accuracy {accuracy:.4f} in the last epoch.")
     return accuracy
