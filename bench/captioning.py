@@ -22,8 +22,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 _COLORS = "red|green|blue|yellow|purple"
 _SHAPES = "circle|square|triangle"
 _PLACES = "in the center|at the top left|at the top right|at the bottom left|at the bottom right|at the top|" \

@@ -48,6 +48,8 @@ def test_export_serves_what_generate_gives(exported):
     metadata = json.load(open(os.path.join(version, "assets.extra", "mmzoo.json")))
     assert metadata["task"] == "caption" and metadata["max_length"] == 6 and metadata["strategy"] == "greedy"
     assert metadata["vocabulary"][:4] == ["", "[UNK]", "[start]", "[end]"]
+    graph = open(os.path.join(version, "saved_model.pb"), "rb").read()
+    assert b"CudnnRNN" not in graph and b"While" in graph  # portable recurrent cells; decoding is an in-graph loop
 
 
 def test_export_resizes_checks_and_answers_empty_batches(exported):

@@ -28,7 +28,8 @@ def caption_dataset(data, split="train", *, image_column="image", caption_column
                     encoding="utf-8", with_info=False):
     """Batches of `{"image", "text"}` from a .csv/.jsonl file (`image_column` holds image paths, relative to the
     file's folder, `caption_column` the captions, default "caption") or a TFDS name (its "image" feature and
-    `caption_column`, default "text"; `split`, `data_dir`). `shuffle` defaults to True for TFDS splits starting with "train" and False for files.
+    `caption_column`, default "text"; `split`, `data_dir`). `shuffle` defaults to True for TFDS splits starting
+    with "train" and False for files.
     With `with_info`, also a `mmzoo.data.DataInfo` whose `vocabulary` is the captions' words."""
     import mmzoo.data
 
@@ -50,8 +51,8 @@ def longest_caption(dataset):
     from mmzoo.captioning.metrics import words
 
     texts = dataset.map(lambda features: features["text"])
-    return max((len(words(text.decode("utf-8"))) for batch in texts.as_numpy_iterator() for text in np.atleast_1d(batch)),
-               default=0)
+    lengths = (len(words(text.decode("utf-8"))) for batch in texts.as_numpy_iterator() for text in np.atleast_1d(batch))
+    return max(lengths, default=0)
 
 
 def group_by_image(dataset, limit=None):

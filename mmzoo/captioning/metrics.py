@@ -63,7 +63,10 @@ def bleu(hypotheses, references, max_order=4):
     if min(matches) == 0:
         return 0.0
     log_precision = sum(math.log(m / t) for m, t in zip(matches, totals)) / max_order
-    brevity = 1.0 if hypothesis_length > reference_length else math.exp(1 - reference_length / max(hypothesis_length, 1))
+    if hypothesis_length > reference_length:
+        brevity = 1.0
+    else:
+        brevity = math.exp(1 - reference_length / max(hypothesis_length, 1))
     return brevity * math.exp(log_precision)
 
 
