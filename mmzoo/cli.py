@@ -90,7 +90,12 @@ def _auto_or(parse):
     """`parse`, or the word 'auto' (the library decides)."""
 
     def parse_or_auto(text):
-        return "auto" if text == "auto" else parse(text)
+        if text == "auto":
+            return text
+        try:
+            return parse(text)
+        except argparse.ArgumentTypeError as error:
+            raise argparse.ArgumentTypeError(str(error).replace("expected ", "expected 'auto' or ", 1)) from None
 
     parse_or_auto.__name__ = parse.__name__
     return parse_or_auto
@@ -181,8 +186,8 @@ def _training_options(*, epochs, learning_rate, image_size=DEFAULT_IMAGE_SIZE, i
                             "training examples, 5 for 50,000), within 3 to 50 (default: %(default)s)")
         parent.add_argument("--patience", type=_auto_or(_non_negative_int), default="auto",
                             help="stop after this many epochs without a better validation accuracy and keep the best "
-                            "epoch's weights; 0 turns early stopping off; 'auto': a fifth of the epochs, at least 2 "
-                            "(default: %(default)s)")
+                            "epoch's weights; 0 turns early stopping off; 'auto': a fifth of the epochs, at least 2, "
+                            "for a .csv/.jsonl --dataset, off for TFDS data (default: %(default)s)")
     else:
         parent.add_argument("--epochs", type=_positive_int, default=epochs, help="epochs (default: %(default)s)")
     parent.add_argument("--image-size", type=_positive_int, default=image_size, help=image_size_help or

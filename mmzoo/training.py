@@ -273,7 +273,7 @@ def _load_files(path, validation_path, test_path, *, batch_size, image_size, see
     if validation_fraction:
         train, validation, info = load_file(path, shuffle=True, validation_split=validation_fraction, subset="both",
                                             **common)
-        validation_path = f"{validation_fraction:.0%} of {path} held out"
+        validation_path = f"validation rows: {validation_fraction:.0%} of {path} held out"
     else:
         train, info = load_file(path, shuffle=True, **common)
     # The training file's classes and image size: every file feeds the same model.
@@ -372,9 +372,9 @@ def train(model, data, *, validation_data=None, test_data=None, train_split="tra
         epochs: ``"auto"`` scales them to the data's size (`mmzoo.run_length.auto_epochs`: 25 for 10,000
             examples, 5 for 50,000, within 3 to 50), or a number.
         patience: early stopping (`mmzoo.run_length`): stop after this many epochs without a better validation
-            accuracy, and keep the best epoch's weights (also when the run does not stop early); ``"auto"``: a
-            fifth of the epochs, at least 2; 0 or None: off. Needs validation data. After a resumed interruption it
-            counts from the resumed epoch.
+            accuracy, and keep the best epoch's weights (also when the run does not stop early); ``"auto"``: for a
+            .csv/.jsonl file a fifth of the epochs, at least 2, else off; 0 or None: off. Needs validation data.
+            After a resumed interruption it counts from the resumed epoch.
         validation_fraction: with a .csv/.jsonl file and no `validation_data`: the fraction of its rows held out
             for validation (and test, without `test_data`); ``"auto"``: 0.1.
         batch_size: the global batch, split over a strategy's replicas.
@@ -481,7 +481,9 @@ class _Training:
         if o["epochs"] == "auto":
             o["epochs"] = run_length.auto_epochs(self.data.num_examples)
         if o["patience"] == "auto":
-            o["patience"] = run_length.auto_patience(o["epochs"])
+            # A user's file: nobody tuned the run to it. TFDS data and datasets keep the epochs they were given:
+            # a recipe may rest at a plateau before it learns more (docs/cli.md, the main job's seeds).
+            o["patience"] = run_length.auto_patience(o["epochs"]) if _is_file_data(o["data"]) else 0
         if o["patience"] and self.data.validation is None:
             self.say("No validation data: early stopping is off, and all epochs run.")
             o["patience"] = 0
@@ -734,7 +736,10 @@ class _Training:
             self.say("No test data; test accuracy not measured.")
             return None
         metrics = backbone.evaluate(test, verbose=0, return_dict=True)
-        self.say(f"Test accuracy: {metrics['accuracy']:.4f} ({self.data.test_source}), loss {metrics['loss']:.4f}")
+        source = self.data.test_source
+        if self.o["patience"] and self.data.test is self.data.validation:
+            source += "; early stopping chose the epoch on them too, so this is optimistic: give test data"
+        self.say(f"Test accuracy: {metrics['accuracy']:.4f} ({source}), loss {metrics['loss']:.4f}")
         return metrics
 
     def _save(self, model):

@@ -151,12 +151,25 @@ def test_evaluate_a_keras_file_in_a_fresh_process(trained):
         (["bogus"], "invalid choice"),
         (["train", "--strategy", "tpu"], "argument --strategy: expected one of default, mirrored, multiworker, got 'tpu'"),
         (["train", "--schedule", "step"], "argument --schedule: expected one of cosine, constant, got 'step'"),
+        (["train", "--epochs", "many"], "argument --epochs: expected 'auto' or a positive integer, got 'many'"),
+        (["train", "--patience", "-1"], "argument --patience: expected 'auto' or a non-negative integer, got '-1'"),
+        (["train", "--val-fraction", "1"], "argument --val-fraction: expected 'auto' or a number in [0, 1), got '1'"),
     ],
 )
 def test_argparse_errors_are_one_line_with_status_2(argv, expected, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(argv)
     _one_line_error(capsys, exit_info.value.code, expected)
+
+
+@pytest.mark.parametrize("argv, epochs, patience, fraction", [
+    ([], "auto", "auto", "auto"),
+    (["--epochs", "7", "--patience", "0", "--val-fraction", "0.2"], 7, 0, 0.2),
+    (["--epochs", "auto", "--patience", "3"], "auto", 3, "auto"),
+])
+def test_run_length_flags_parse(argv, epochs, patience, fraction):
+    args = cli.build_parser().parse_args(["train", *argv])
+    assert (args.epochs, args.patience, args.val_fraction) == (epochs, patience, fraction)
 
 
 def test_mmzoo_errors_are_one_line_with_status_2(tmp_path, capsys):

@@ -93,7 +93,7 @@ def test_train_on_one_csv_holds_out_validation_rows_and_stops_early(tmp_path, ca
     assert len(result.history) == 3 and "val_accuracy" in result.history[0]
     assert "for 10 epochs at most (early stopping, patience 2)" in out
     assert "The first epoch took " in out and "left for the other 9 epochs at most." in out
-    assert "Test accuracy: " in out and f"(10% of {train_csv} held out)" in out
+    assert "Test accuracy: " in out and f"(validation rows: 10% of {train_csv} held out; early stopping" in out
 
 
 def test_auto_epochs_and_no_early_stopping_without_validation_data(tmp_path, capsys):
