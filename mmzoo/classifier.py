@@ -183,6 +183,10 @@ class MultimodalClassifier(keras.Model):
         self._backbone_model = backbone
         self._pipeline_layers = {key: layer for key, layer in pipeline.items() if layer is not None}
         self._takes_presence = bool(presence)
+        # The fusion's inputs, one per input in modality order, for views that start there
+        # (`get_modality_logits_model`): kept here rather than read back from the order Keras flattens call
+        # arguments in.
+        self._fusion_features = tuple(features)
         self._config = dict(
             towers=_without_weight_files(towers), num_classes=num_classes, fusion=fusion,
             class_names=None if class_names is None else [str(c) for c in class_names],
@@ -222,6 +226,11 @@ class MultimodalClassifier(keras.Model):
                 flag = features.get(presence_key(key))
                 fed[presence_key(key)] = _all_present(modality, features[key]) if flag is None else flag
         return fed
+
+    @property
+    def fusion_features(self):
+        """The backbone's symbolic tensors the fusion takes, one per input in modality order."""
+        return self._fusion_features
 
     @property
     def takes_presence(self):
@@ -316,7 +325,7 @@ def _presence_inputs(modalities, inputs, as_dict=False):
 
 def complete_inputs(modalities, inputs):
     """`inputs` with every input and presence flag a model over `modalities` takes: a missing flag means present;
-    a missing (or None) input gets a placeholder (zeros, empty strings) and an all-False flag. Everything is
+    a missing (or None) input gets its kind's placeholder (`InputKind.placeholder`) and an all-False flag. Everything is
     turned into tensors when something is filled in, since Keras refuses arrays and tensors mixed in one call."""
     import tensorflow as tf
 
@@ -336,8 +345,7 @@ def complete_inputs(modalities, inputs):
     for key, modality in modalities.items():
         flag = presence_key(key)
         if key not in given:
-            completed[key] = (tf.zeros(tf.concat([[batch], modality.shape], 0), tf.float32) if modality.kind == "image"
-                              else tf.fill([batch], ""))
+            completed[key] = get_input_kind(modality.kind).placeholder(modality, batch)
             completed[flag] = tf.zeros([batch], tf.bool)
         elif inputs.get(flag) is None:
             completed[flag] = tf.ones([batch], tf.bool)
@@ -490,10 +498,8 @@ def get_modality_logits_model(model):
     if not isinstance(fusion, LateFusion):
         raise ValueError(f"Per-input logits need a late-fusion classifier (fusion='late'). Received: {model.name!r} "
                          f"with fusion {type(fusion).__name__}")
-    # The fusion's inputs: one feature per input, then (a keyword argument) the presence flags.
-    features = fusion.input[:len(model.modalities)]
     outputs = {"logits": backbone.output}
-    for key, z in zip(model.modalities, fusion.modality_outputs(features)):
+    for key, z in zip(model.modalities, fusion.modality_outputs(list(model.fusion_features))):
         outputs[f"{key}_logits"] = model.head(z)
     return keras.Model(backbone.input, outputs, name="modality_logits")
 

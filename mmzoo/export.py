@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import types
 
 import keras
 import numpy as np
@@ -19,6 +20,7 @@ import tensorflow as tf
 from mmzoo import export_dirs
 from mmzoo.heads import find_class_names
 from mmzoo.images import decode_image, resize_image
+from mmzoo.towers.registry import Modality, get_input_kind
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGE_BYTES = "serving_image_bytes"
@@ -337,7 +339,7 @@ def _add_presence_endpoint(archive, specs, pixel_specs, outputs, empty):
     """`serving_presence`: `serving_default`'s inputs plus a boolean `<name>_present` [None] per input. A
     signature's inputs are all required (TF Serving refuses a request that leaves one out), so the flags live in
     a signature of their own and `serving_default` keeps the inputs its clients send; an absent input is sent
-    as anything of the right kind (a 1 x 1 black image, an empty string) with its flag False."""
+    as anything of the right kind (`ExportedModel` sends its kind's placeholder) with its flag False."""
     flags = {name: f"{name}_present" for name in specs}
 
     def serve_presence(inputs):
@@ -446,9 +448,29 @@ def _plain_request(inputs, names):
     return isinstance(inputs, dict) and set(inputs) == set(names)
 
 
-def _presence_request(inputs, names, specs):
+def _served_modality(name, entry):
+    """The `Modality` an export's metadata entry (`{"kind": ..., "image_size": [h, w]}`) describes, as far as
+    its kind's placeholder needs: name, kind, raw shape and dtype."""
+    kind = get_input_kind(entry["kind"])
+    options = types.MappingProxyType({"image_size": int(entry["image_size"][0])} if "image_size" in entry else {})
+    return Modality(name=name, kind=kind.name, tower=None, backbone_key=name, shape=kind.raw_shape(options),
+                    dtype=kind.raw_dtype, options=options)
+
+
+def _placeholder(name, metadata, spec, batch):
+    """`batch` stand-ins for the absent input `name`: its kind's placeholder (`InputKind.placeholder`, black
+    pixels at the model's size, empty strings), in the dtype the signature takes."""
+    if metadata is None:  # every export with serving_presence records its inputs' kinds
+        raise ValueError(f"This export records no input kinds ({METADATA_FILE}), so no placeholder can stand in for "
+                         f"the missing input {name!r}; send every input with its <name>_present flag.")
+    modality = _served_modality(name, metadata["inputs"][name])
+    return tf.cast(get_input_kind(modality.kind).placeholder(modality, batch), spec.dtype).numpy()
+
+
+def _presence_request(inputs, names, specs, metadata):
     """A request for `serving_presence` (whose inputs are `specs`): every flag (given, or True), and for a
-    missing input a placeholder the model leaves out (a 1 x 1 black image, an empty string) with its flag False."""
+    missing input its kind's placeholder, which the model leaves out, with its flag False. `metadata`: the
+    export's `mmzoo.json` (what kind each input is)."""
     if not isinstance(inputs, dict):
         raise ValueError(f"Expected a dict of inputs. Received: {type(inputs).__name__}")
     flags = {f"{name}_present" for name in names}
@@ -467,8 +489,7 @@ def _presence_request(inputs, names, specs):
             request[name] = inputs[name]
             request[flag] = np.asarray(inputs.get(flag, np.ones(batch, bool)), dtype=bool)
         else:
-            request[name] = (np.zeros((batch, 1, 1, 3), np.uint8) if specs[name].dtype == tf.uint8
-                             else np.array([""] * batch, dtype=object))
+            request[name] = _placeholder(name, metadata, specs[name], batch)
             request[flag] = np.zeros(batch, bool)
     return request
 
@@ -491,7 +512,7 @@ class ExportedModel:
         answers requests without some inputs, or with `<name>_present` flags, through `serving_presence`."""
         if SERVING_PRESENCE in self.signatures and not _plain_request(inputs, self.input_names()):
             specs = self.signatures[SERVING_PRESENCE].structured_input_signature[1]
-            return self._run(SERVING_PRESENCE, _presence_request(inputs, self.input_names(), specs))
+            return self._run(SERVING_PRESENCE, _presence_request(inputs, self.input_names(), specs, self.metadata))
         return self._run(SERVING_DEFAULT, inputs)
 
     def predict_image_bytes(self, inputs):

@@ -26,11 +26,13 @@ def _present_steps(tokens, mask, weight):
     return ops.logical_and(steps, present)
 
 
-def _any_valid(mask, like):
-    """(batch, 1) 1.0 where a row has at least one valid step of `mask`, in `like`'s dtype; None if no mask."""
-    if mask is None:
+def _any_present(weights):
+    """(batch, 1) 1.0 where at least one of the modalities whose presence `weights` holds is present; None when one
+    of them is always present (no flag). Presence, not padding: an empty question with its flag on is present,
+    and is computed exactly as by a model that takes no flags."""
+    if not weights or any(w is None for w in weights):
         return None
-    return ops.cast(ops.any(ops.cast(mask, "bool"), axis=1, keepdims=True), like.dtype)
+    return ops.max(ops.concatenate(weights, axis=-1), axis=-1, keepdims=True)
 
 
 def _key_attention_mask(query, key_mask):
@@ -131,18 +133,21 @@ class _TokenAttentionFusion(FusionLayer):
         return projected[self.modalities[0]][0]
 
     def _project(self, inputs, mask, presence=None):
-        """Projected tokens and masks, as dicts keyed by modality; an absent modality's steps are all masked."""
+        """Projected tokens, masks and presence weights (`(batch, 1)` or None), as dicts keyed by modality; an
+        absent modality's steps are all masked."""
         features, masks = self._unpack(inputs, mask)
-        masks = [_present_steps(x, m, w) for x, m, w in zip(features, masks, self._presence(presence))]
+        weights = self._presence(presence)
+        masks = [_present_steps(x, m, w) for x, m, w in zip(features, masks, weights)]
         # Padded steps are zeroed before anything else, so their content cannot reach the output even where a
         # softmax has no valid key left (a row that is all padding).
         projected = [
             projection(zero_padding(x, m, self.compute_dtype))
             for projection, x, m in zip(self._per_modality("projection"), features, masks)
         ]
-        return dict(zip(self.modalities, projected)), dict(zip(self.modalities, masks))
+        return (dict(zip(self.modalities, projected)), dict(zip(self.modalities, masks)),
+                dict(zip(self.modalities, weights)))
 
-    def _attend(self, modality, tokens, masks, training):
+    def _attend(self, modality, tokens, masks, weights, training):
         """`LayerNorm(q + MHA(query=q, key=value=[tokens of the other modalities]))` for `q = tokens[modality]`;
         padded steps of the others are excluded as keys."""
         others = self._others(modality)
@@ -150,9 +155,10 @@ class _TokenAttentionFusion(FusionLayer):
         attention, norm = self._direction_layers(modality)
         query = tokens[modality]
         attended = attention(query, keys, keys, attention_mask=_key_attention_mask(query, key_mask), training=training)
-        # A row with no valid key (every other modality absent) attends to nothing: the softmax over no keys
-        # would otherwise average the masked ones.
-        return norm(query + keep_present(attended, _any_valid(key_mask, attended)))
+        # A row whose other modalities are all absent (flags off) attends to nothing: the softmax over no keys
+        # would otherwise average the masked ones. Only flags decide: a row whose keys are all padding (an empty
+        # question) keeps that average, as it always has, so models without flags compute what they did.
+        return norm(query + keep_present(attended, _any_present([weights[o] for o in others])))
 
     def get_config(self):
         config = super().get_config()
@@ -194,27 +200,24 @@ class CrossAttentionFusion(_TokenAttentionFusion):
         self.built = True
 
     def call(self, inputs, mask=None, training=None, return_tokens=False, presence=None):
-        tokens, masks = self._project(inputs, mask, presence)
+        tokens, masks, weights = self._project(inputs, mask, presence)
         last = self.modalities[-1]
-        attended = self._attend(last, tokens, masks, training)
+        attended = self._attend(last, tokens, masks, weights, training)
         if return_tokens:  # per-token fused features of the last modality, e.g. for masked-token prediction
             return attended
         pooled = masked_mean(attended, masks[last], dtype=self.compute_dtype)
-        if presence is not None:
-            pooled = self._without_query(pooled, tokens, masks)
+        if weights[last] is not None:
+            pooled = self._without_query(pooled, tokens, masks, weights[last])
         return self.output_dropout(pooled, training=training)
 
-    def _without_query(self, pooled, tokens, masks):
-        """Where the querying modality is absent, the others' tokens speak for themselves: the LayerNorm of their
-        masked mean stands in for the attended query."""
+    def _without_query(self, pooled, tokens, masks, has_query):
+        """Where the querying modality is absent (`has_query` 0.0, its flag off), the others' tokens speak for
+        themselves: the LayerNorm of their masked mean stands in for the attended query."""
         last = self.modalities[-1]
         keys, key_mask = _concatenate_steps([tokens[o] for o in self._others(last)],
                                             [masks[o] for o in self._others(last)])
         _, norm = self._direction_layers(last)
         fallback = norm(masked_mean(keys, key_mask, dtype=self.compute_dtype))
-        has_query = _any_valid(masks[last], pooled)
-        if has_query is None:
-            return pooled
         return keep_present(pooled, has_query) + keep_present(fallback, 1.0 - has_query)
 
 
@@ -261,14 +264,15 @@ class CoAttentionFusion(_TokenAttentionFusion):
         self.built = True
 
     def call(self, inputs, mask=None, training=None, return_tokens=False, presence=None):
-        tokens, masks = self._project(inputs, mask, presence)
+        tokens, masks, weights = self._project(inputs, mask, presence)
         queries = self._query_modalities()
-        attended = self._attend(queries[0], tokens, masks, training)
+        attended = self._attend(queries[0], tokens, masks, weights, training)
         if return_tokens:  # per-token fused features of the last modality, e.g. for masked-token prediction
             return attended
         pooled = [masked_mean(attended, masks[queries[0]], dtype=self.compute_dtype)]
         for m in queries[1:]:
-            pooled.append(masked_mean(self._attend(m, tokens, masks, training), masks[m], dtype=self.compute_dtype))
+            pooled.append(masked_mean(self._attend(m, tokens, masks, weights, training), masks[m],
+                                      dtype=self.compute_dtype))
         # An absent modality's pooled direction is zeros (its mask has no valid step), so it adds nothing to
         # `combine`.
         return self.output_dropout(self.combine(ops.concatenate(pooled, axis=-1)), training=training)

@@ -1,11 +1,14 @@
 """`evaluate_robustness`: a classifier's accuracy with each input absent and under seeded noise per input."""
 
+import zlib
+
 import numpy as np
 
 from mmzoo.fusion.presence import presence_key
 from mmzoo.robustness.noise import NOISE
 from mmzoo.robustness.report import (DEFAULT_LEVELS, RobustnessReport, effective_robustness,
                                      relative_robustness)
+from mmzoo.towers.registry import get_input_kind
 
 
 def evaluate_robustness(model, dataset, *, levels=DEFAULT_LEVELS, noises=None, reference=None, max_examples=None,
@@ -77,14 +80,15 @@ def _tensors(features):
 
 
 def _absent(model, features, name):
-    """`features` with input `name` absent: its flag off, or, for a model without flags, a placeholder."""
+    """`features` with input `name` absent: its flag off, or, for a model without flags, its kind's placeholder
+    (`InputKind.placeholder`: what a model that takes flags is fed for a missing input)."""
     features = dict(features)
     if model.takes_presence:
         features[presence_key(name)] = np.zeros(len(features[name]), bool)
-    elif features[name].dtype == object:
-        features[name] = np.array([""] * len(features[name]), dtype=object)
     else:
-        features[name] = np.zeros_like(features[name])
+        modality = model.modalities[name]
+        value = get_input_kind(modality.kind).placeholder(modality, len(features[name])).numpy()
+        features[name] = value.astype(object) if value.dtype.kind in "SUO" else value
     return features
 
 
@@ -97,7 +101,8 @@ def _noisy_accuracy(model, features, labels, name, kind, noise, level, rng, voca
 
 def _rng(seed, name, index, level):
     """A generator for one (input, noise, level): seeded by all four, so each draw is independent of the others."""
-    return np.random.default_rng([seed, sum(map(ord, name)), index, int(round(level * 1000))])
+    # crc32, not a sum of character codes: anagrams ("front", "fornt") would share their draws.
+    return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8")), index, int(round(level * 1000))])
 
 
 def _check_model(model, argument):

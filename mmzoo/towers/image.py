@@ -256,5 +256,11 @@ class ImageInput(InputKind):
         )
         return tower(x)
 
+    def placeholder(self, modality, batch_size):
+        """Black images of the model's size: pixels of that size pass `prepare` unresized."""
+        import tensorflow as tf
+
+        return tf.zeros([batch_size, *modality.shape], dtype=modality.dtype)
+
 
 register_input_kind(ImageInput())

@@ -115,6 +115,20 @@ class InputKind:
     def encode(self, modality, x, *, output, dropout):
         raise NotImplementedError
 
+    def placeholder(self, modality, batch_size):
+        """`batch_size` stand-ins for an absent input of `modality`, as the model takes it raw (a tensor of
+        `modality.shape` and `modality.dtype` after the batch axis; `batch_size` an int or a scalar tensor).
+
+        What fills the place of an input whose presence flag is off, wherever one is filled in (a model called
+        without an input, a request to an export, a robustness evaluation): the fusion leaves it out, so any
+        value of the right kind does, but each kind must say which, or a new kind would be fed something of
+        another kind's shape."""
+        raise NotImplementedError(
+            f"The {self.name!r} input kind defines no placeholder for an absent input, so a model cannot be called, "
+            f"served or evaluated without its {modality.name!r} input; implement "
+            f"{type(self).__name__}.placeholder(modality, batch_size)."
+        )
+
 
 def register_tower(name, kind):
     """Decorator registering a tower function under `name` for inputs of `kind` ("image", "text", ...)."""

@@ -186,5 +186,11 @@ class TextInput(InputKind):
             name=self.layer_prefix(modality),
         )
 
+    def placeholder(self, modality, batch_size):
+        """Empty strings."""
+        import tensorflow as tf
+
+        return tf.fill([batch_size], tf.constant("", dtype=modality.dtype))
+
 
 register_input_kind(TextInput())
