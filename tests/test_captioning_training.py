@@ -21,8 +21,6 @@ from mmzoo.captioning.packing import pack_dataset
 from mmzoo.captioning.training import initialize_image_tower
 from mmzoo.data.shapes import encode_png
 
-pytestmark = pytest.mark.xdist_group("captioning_training")
-
 SCRIPT = pathlib.Path(__file__).parent / "scripts" / "mirrored_captioner.py"
 COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30)}
 SHAPE_OF = {"red": "circle", "blue": "square", "green": "square"}
