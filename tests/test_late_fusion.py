@@ -36,20 +36,36 @@ def test_mean_over_the_inputs_present():
     np.testing.assert_allclose(mixed, expected, rtol=1e-5, atol=1e-6)
 
 
+def _fit_one_step(layer, image, text):
+    """One SGD step of `layer` alone on a regression target; returns the layer's modality weights after it."""
+    inputs = [keras.Input((6,)), keras.Input((4,))]
+    model = keras.Model(inputs, layer(inputs))
+    model.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    target = np.random.default_rng(9).normal(size=(len(image), 3)).astype("float32")
+    model.fit([image, text], target, batch_size=len(image), epochs=1, verbose=0)
+    return _numpy(layer.modality_weights)
+
+
 def test_learned_weights_train_and_stay_a_weighted_mean():
-    layer = LateFusion(units=3, weighting="learned")
     image, text = _features()
-    layer([image, text])
-    assert [w.name for w in layer.trainable_weights].count("modality_weights") == 1
-    fixed = LateFusion(units=3)
-    fixed([image, text])
-    assert "modality_weights" not in [w.name for w in fixed.trainable_weights]
+    layer = LateFusion(units=3, weighting="learned")
+    layer.build([image.shape, text.shape])
     layer.modality_weights.assign([np.log(3.0), 0.0])  # softmax -> 0.75 image, 0.25 text
     z_image, z_text = (_numpy(z) for z in layer.modality_outputs([image, text]))
     np.testing.assert_allclose(_numpy(layer([image, text])), 0.75 * z_image + 0.25 * z_text, rtol=1e-5, atol=1e-6)
+    # A fit step moves the weights; the output is still the softmax-weighted mean of the (moved) heads.
+    learned = _fit_one_step(layer, image, text)
+    assert not np.allclose(learned, [np.log(3.0), 0.0])
+    a = np.exp(learned) / np.exp(learned).sum()
+    z_image, z_text = (_numpy(z) for z in layer.modality_outputs([image, text]))
+    np.testing.assert_allclose(_numpy(layer([image, text])), a[0] * z_image + a[1] * z_text, rtol=1e-5, atol=1e-6)
     # With the text absent the image's weight becomes 1.
     alone = _numpy(layer([image, text], presence=[None, np.zeros(5, bool)]))
     np.testing.assert_allclose(alone, z_image, rtol=1e-5, atol=1e-6)
+    # weighting="mean": the same step leaves the weights at 0 (an unweighted mean).
+    fixed = LateFusion(units=3)
+    np.testing.assert_array_equal(_fit_one_step(fixed, image, text), [0.0, 0.0])
+    assert "modality_weights" not in [w.name for w in fixed.trainable_weights]
 
 
 def test_classifier_logits_are_the_mean_of_each_inputs_own_logits():
@@ -58,8 +74,7 @@ def test_classifier_logits_are_the_mean_of_each_inputs_own_logits():
     inputs, _ = tiny_batch()
     fed = model.preprocess_inputs({k: keras.ops.convert_to_tensor(v) if k == "image" else np.array(v, dtype=str)
                                    for k, v in inputs.items()})
-    # The fusion's inputs: the two features, then the two presence flags (a keyword argument).
-    features = keras.Model(model.backbone.inputs, model.fusion.input[:2])(fed)
+    features = keras.Model(model.backbone.inputs, list(model.fusion_features))(fed)
     own = [_numpy(model.head(z)) for z in model.fusion.modality_outputs(features)]
     np.testing.assert_allclose(_numpy(model(inputs)), (own[0] + own[1]) / 2, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(_numpy(model({"text": inputs["text"]})), own[1], rtol=1e-4, atol=1e-5)

@@ -68,24 +68,43 @@ def test_a_model_without_presence_needs_every_input():
         plain({"image": inputs["image"]})
 
 
+@pytest.fixture(scope="module", params=["gated", "late", "attention", "coattention"])
+def served(request, model, exported, tmp_path_factory):
+    """(model, its export) for each way a fusion leaves an input out: renormalised gates (the shared model), a
+    mean of per-input heads, cross-attention's stand-in for an absent query, co-attention's masked directions.
+    Tiny widths, one export per fusion."""
+    if request.param == "gated":
+        return model, exported
+    keras.utils.set_random_seed(0)
+    other = mmzoo.build_model("small_cnn_lstm_concat", **tiny_overrides(
+        fusion=request.param, modality_dropout=0.3, embedding_dim=8, text_units=8, fusion_units=8,
+        fusion_options={"num_heads": 2} if "attention" in request.param else None))
+    return other, mmzoo.load_exported(mmzoo.export_model(other, tmp_path_factory.mktemp(request.param) / "m"))
+
+
 # Every pattern with at least one input present (image, text).
 @pytest.mark.parametrize("pattern", [(True, True), (True, False), (False, True)])
-def test_export_equals_keras_for_every_presence_pattern(model, exported, pattern):
+def test_export_equals_keras_for_every_presence_pattern(served, pattern):
+    model, exported = served
     inputs, _ = tiny_batch(seed=2)
     flags = {"image_present": np.full(4, pattern[0]), "text_present": np.full(4, pattern[1])}
     served = exported.run(SERVING_PRESENCE, {**inputs, **flags})["probabilities"]
     np.testing.assert_allclose(served, _probabilities(model, {**inputs, **flags}), atol=1e-5)
 
 
-def test_a_mixed_batch_equals_its_rows_served_one_by_one(model, exported):
+def test_a_mixed_batch_equals_its_rows_served_one_by_one(served):
+    model, exported = served
     inputs, _ = tiny_batch(seed=3)
-    flags = np.array([True, False, False, True])
-    batch = exported({**inputs, "image_present": flags})["probabilities"]
+    image_flags, text_flags = np.array([True, False, False, True]), np.array([True, True, True, False])
+    batch = exported({**inputs, "image_present": image_flags, "text_present": text_flags})["probabilities"]
     for i in range(4):
         row = {"image": inputs["image"][i:i + 1], "text": inputs["text"][i:i + 1]}
-        one = exported(row if flags[i] else {"text": row["text"]})["probabilities"]
+        one = exported({key: value for key, value in row.items()
+                        if (image_flags if key == "image" else text_flags)[i]})["probabilities"]
         np.testing.assert_allclose(batch[i:i + 1], one, atol=1e-5)
-    np.testing.assert_allclose(batch, _probabilities(model, {**inputs, "image_present": flags}), atol=1e-5)
+    expected = _probabilities(model, {**inputs, "image_present": image_flags, "text_present": text_flags})
+    np.testing.assert_allclose(batch, expected, atol=1e-5)
+    assert not np.allclose(batch, _probabilities(model, inputs), atol=1e-4)  # the flags did something
 
 
 def test_serving_default_keeps_the_inputs_its_clients_send(model, exported):
@@ -120,3 +139,30 @@ def test_exports_of_models_without_presence_have_no_presence_signature(tmp_path)
     plain = mmzoo.build_model("small_cnn_lstm_concat", **tiny_overrides())
     served = mmzoo.load_exported(mmzoo.export_model(plain, tmp_path / "plain"))
     assert SERVING_PRESENCE not in served.signatures
+
+
+def test_each_input_kind_says_what_stands_in_for_an_absent_input(model, exported, monkeypatch):
+    import dataclasses
+
+    from mmzoo.classifier import complete_inputs
+    from mmzoo.export import _presence_request
+    from mmzoo.towers import registry
+
+    image, text = model.modalities["image"], model.modalities["text"]
+    pixels = registry.get_input_kind("image").placeholder(image, 3).numpy()
+    assert pixels.shape == (3, 32, 32, 3) and pixels.dtype == np.float32 and not pixels.any()
+    assert list(registry.get_input_kind("text").placeholder(text, 2).numpy()) == [b"", b""]
+    # An export's client sends the same stand-in, in the dtype its signature takes.
+    specs = exported.signatures[SERVING_PRESENCE].structured_input_signature[1]
+    request = _presence_request({"text": ["a", "b"]}, exported.input_names(), specs, exported.metadata)
+    assert request["image"].shape == (2, 32, 32, 3) and request["image"].dtype == np.uint8
+    assert not request["image"].any() and not request["image_present"].any()
+
+    # A kind that does not say: a clear error, not another kind's stand-in.
+    class AudioInput(registry.InputKind):
+        name = "audio"
+
+    monkeypatch.setitem(registry._KINDS, "audio", AudioInput())
+    sound = dataclasses.replace(image, name="sound", kind="audio", backbone_key="sound")
+    with pytest.raises(NotImplementedError, match="'audio' input kind defines no placeholder.*'sound' input"):
+        complete_inputs({"image": image, "sound": sound}, {"image": np.zeros((2, 32, 32, 3), np.float32)})

@@ -114,18 +114,29 @@ def test_concat_leaves_an_absent_input_out_of_the_projection():
 def test_a_classifier_trains_with_modality_dropout_and_keeps_it_when_saved(tmp_path):
     keras.utils.set_random_seed(0)
     model = mmzoo.build_model("small_cnn_lstm_concat", **tiny_overrides(
-        fusion="gated", modality_dropout={"image": 0.5}, modality_dropout_seed=4))
+        fusion="gated", dropout=0.0, modality_dropout={"image": 0.99}, modality_dropout_seed=4))
     assert model.takes_presence
     dropout = model.backbone.get_layer("modality_dropout")
-    assert dropout.rates == (0.5, 0.0) and dropout.seed == 4
+    assert dropout.rates == (0.99, 0.0) and dropout.seed == 4
     inputs, labels = tiny_batch(8)
+    text_only = _numpy(model({"text": inputs["text"]}))
+    # What only the dropout does: in training the image is dropped from every example (at 0.99, with this seed),
+    # so each example's output is the text's alone; at inference the image counts.
+    np.testing.assert_allclose(_numpy(model(inputs, training=True)), text_only, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(_numpy(model(inputs)), text_only, atol=1e-3)
+    # Inside fit too: the dropped image tower gets no gradient, the text tower does.
+    image_kernels = [_numpy(w).copy() for w in model.image_towers["image"].trainable_weights]
+    text_kernel = _numpy(model.backbone.get_layer("lstm_tower_lstm").weights[0]).copy()
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     assert np.isfinite(model.fit(inputs, labels, epochs=1, batch_size=4, verbose=0).history["loss"][0])
+    for before, after in zip(image_kernels, model.image_towers["image"].trainable_weights):
+        np.testing.assert_array_equal(_numpy(after), before)
+    assert not np.allclose(_numpy(model.backbone.get_layer("lstm_tower_lstm").weights[0]), text_kernel)
     # Inference ignores the dropout: two calls agree.
     np.testing.assert_array_equal(_numpy(model(inputs)), _numpy(model(inputs)))
     model.save(tmp_path / "m.keras")
     reloaded = mmzoo.load_model(tmp_path / "m.keras")
-    assert reloaded.get_config()["modality_dropout"] == {"image": 0.5}
+    assert reloaded.get_config()["modality_dropout"] == {"image": 0.99}
     assert reloaded.get_config()["modality_dropout_seed"] == 4
     np.testing.assert_allclose(_numpy(reloaded(inputs)), _numpy(model(inputs)), atol=1e-6)
 
@@ -144,3 +155,68 @@ def test_models_without_modality_dropout_are_as_before():
         mmzoo.build_classifier(text_tower="gru", modality_dropout=0.1, **tiny_overrides())
     with pytest.raises(ValueError, match=r"Received: modality_dropout=\{'photo': 0.1\}"):
         mmzoo.build_model("small_cnn_lstm_concat", **tiny_overrides(modality_dropout={"photo": 0.1}))
+
+
+# === Attention without flags: what 0.1.0 computed, empty questions included ===
+
+
+def _masked_mean(x, mask):
+    weights = mask[..., None].astype("float32")
+    return (x * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
+
+
+def _attention_as_in_0_1_0(layer, features, masks):
+    """The attention fusions' output as mmzoo 0.1.0 wrote it, from the layer's own sublayers: no presence, and a
+    row whose keys are all padding attends to the (masked) keys all the same."""
+    masks = [np.ones(x.shape[:2], bool) if m is None else m for x, m in zip(features, masks)]
+    tokens = {name: _numpy(getattr(layer, f"{name}_projection")(x * m[..., None]))
+              for name, x, m in zip(layer.modalities, features, masks)}
+    masks = dict(zip(layer.modalities, masks))
+
+    def attend(query):
+        others = [m for m in layer.modalities if m != query]
+        keys = np.concatenate([tokens[o] for o in others], axis=1)
+        key_mask = np.concatenate([masks[o] for o in others], axis=1)
+        attention, norm = layer._direction_layers(query)
+        every_query = np.ones(tokens[query].shape[:2] + (1,), bool)
+        attended = attention(tokens[query], keys, keys, attention_mask=every_query & key_mask[:, None, :])
+        return _masked_mean(_numpy(norm(tokens[query] + attended)), masks[query])
+
+    last = layer.modalities[-1]
+    if type(layer).__name__ == "CrossAttentionFusion":
+        return attend(last)
+    pooled = [attend(last)] + [attend(m) for m in layer.modalities[:-1]]
+    return _numpy(layer.combine(np.concatenate(pooled, axis=-1)))
+
+
+@pytest.mark.parametrize("name", ["attention", "coattention"])
+def test_attention_without_flags_computes_what_0_1_0_did_for_an_empty_question(name):
+    layer = get_fusion(name, units=8, num_heads=2)
+    rng = np.random.default_rng(0)
+    image, text = rng.normal(size=(3, 4, 6)).astype("float32"), rng.normal(size=(3, 5, 4)).astype("float32")
+    # Row 1 is an empty question: every text step is padding.
+    text_mask = np.array([[True, True, True, False, False], [False] * 5, [True] * 5])
+    out = _numpy(layer([image, text], mask=[None, text_mask]))
+    np.testing.assert_allclose(out, _attention_as_in_0_1_0(layer, [image, text], [None, text_mask]),
+                               rtol=1e-4, atol=1e-5)
+    # Flags all on change nothing, the empty question included.
+    flags = [np.ones(3, bool), np.ones(3, bool)]
+    np.testing.assert_allclose(_numpy(layer([image, text], mask=[None, text_mask], presence=flags)), out,
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["attention", "coattention"])
+def test_a_0_1_0_attention_model_answers_an_empty_question_as_before(name):
+    """The 0.1.0 fixture models, given an empty question, through the whole classifier."""
+    import os
+
+    model = mmzoo.load_model(os.path.join(os.path.dirname(__file__), "fixtures", "v0_1_0", f"{name}.keras"))
+    inputs, _ = tiny_batch(2)
+    feed = {"image": inputs["image"], "text": np.array(["what color is the circle", ""], dtype=object)}
+    fed = model.preprocess_inputs({"image": keras.ops.convert_to_tensor(feed["image"]),
+                                   "text": keras.ops.convert_to_tensor(list(feed["text"]))})
+    features = [_numpy(f) for f in keras.Model(model.backbone.inputs, list(model.fusion_features))(fed)]
+    text_mask = _numpy(fed["token_ids"]) != 0
+    assert not text_mask[1].any()
+    fused = _attention_as_in_0_1_0(model.fusion, features, [None, text_mask])
+    np.testing.assert_allclose(_numpy(model(feed)), _numpy(model.head(fused)), rtol=1e-4, atol=1e-5)

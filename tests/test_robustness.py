@@ -133,3 +133,11 @@ def test_the_command_prints_the_table_and_writes_the_plot(late_model, tmp_path, 
     assert plot.read_bytes()[:4] == b"\x89PNG"
     assert cli.main(["robustness", "--model", str(tmp_path / "late.keras"), "--levels", "1"]) == 2
     assert "--levels 1" in capsys.readouterr().err
+
+
+def test_each_input_draws_its_own_noise_even_for_anagram_names():
+    from mmzoo.robustness.evaluate import _rng
+
+    front, fornt = (_rng(0, name, 0, 0.5).random(4) for name in ("front", "fornt"))
+    assert not np.allclose(front, fornt)
+    np.testing.assert_array_equal(_rng(0, "front", 0, 0.5).random(4), front)
