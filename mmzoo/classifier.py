@@ -159,14 +159,8 @@ class MultimodalClassifier(keras.Model):
             backbone_inputs[modality.backbone_key] = kind.backbone_input(modality)
             features.append(kind.encode(modality, backbone_inputs[modality.backbone_key], output=output,
                                         dropout=dropout))
-        if presence:
-            flags = _presence_inputs(modalities, backbone_inputs)
-            if modality_dropout is not None:
-                flags = ModalityDropout(presence, list(modalities), seed=modality_dropout_seed,
-                                        name="modality_dropout")(flags)
-            logits = head(joint(features, presence=flags))
-        else:
-            logits = head(joint(features if len(features) > 1 else features[0]))
+        logits = head(_fuse(joint, features, modalities, backbone_inputs, presence, modality_dropout,
+                            modality_dropout_seed))
         backbone = keras.Model(backbone_inputs, logits, name=BACKBONE_NAME)
 
         # === Functional model on raw inputs ===
@@ -183,9 +177,7 @@ class MultimodalClassifier(keras.Model):
         self._backbone_model = backbone
         self._pipeline_layers = {key: layer for key, layer in pipeline.items() if layer is not None}
         self._takes_presence = bool(presence)
-        # The fusion's inputs, one per input in modality order, for views that start there
-        # (`get_modality_logits_model`): kept here rather than read back from the order Keras flattens call
-        # arguments in.
+        # Kept, not read back from the order Keras flattens the fusion's call arguments in.
         self._fusion_features = tuple(features)
         self._config = dict(
             towers=_without_weight_files(towers), num_classes=num_classes, fusion=fusion,
@@ -310,6 +302,18 @@ def _check_presence_options(fusion, modalities, modality_dropout, head_hidden_un
         raise ValueError("Late fusion averages each input's logits, which needs an affine head after it (no hidden "
                          f"layer). Received: fusion='late', head_hidden_units={head_hidden_units!r}")
     return resolve_rates(0.0 if modality_dropout is None else modality_dropout, list(modalities))
+
+
+def _fuse(joint, features, modalities, backbone_inputs, rates, modality_dropout, seed):
+    """The fusion's output over `features`. A model that takes flags (`rates`, from `_check_presence_options`)
+    gets one `<name>_present` input per modality in `backbone_inputs`, through `ModalityDropout` when
+    `modality_dropout` is set."""
+    if not rates:
+        return joint(features if len(features) > 1 else features[0])
+    flags = _presence_inputs(modalities, backbone_inputs)
+    if modality_dropout is not None:
+        flags = ModalityDropout(rates, list(modalities), seed=seed, name="modality_dropout")(flags)
+    return joint(features, presence=flags)
 
 
 def _presence_inputs(modalities, inputs, as_dict=False):
