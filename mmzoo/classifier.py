@@ -363,8 +363,8 @@ def _all_present(modality, value):
     import tensorflow as tf
 
     shape = tf.shape(value)
-    batch = shape[:-3] if modality.kind == "image" else shape
-    return tf.ones(batch, dtype=tf.bool)
+    # Whatever the kind: the axes before one example's (`modality.shape`) are the batch's.
+    return tf.ones(shape[:tf.size(shape) - len(modality.shape)], dtype=tf.bool)
 
 
 def _plain(value):
