@@ -104,12 +104,15 @@ class ImageCaptioner(keras.Model):
         super().__init__(inputs={"image": image, "token_ids": token_ids}, outputs=logits, name=name, **kwargs)
 
         # === Config ===
+        # The encoder shares the graph's layers: generation and the export's `encode` run it alone, once per batch.
         self._encoder = keras.Model(image, image_tokens, name="encoder")
         self._words = words
         self._packer = None
         self._generators = _FunctionCache()
         self._config = dict(vocabulary=list(words), image_tower=image_tower, decoder=decoder, max_length=max_length,
-                            image_size=image_size, image_weights=None, trainable_stages=trainable_stages, units=units,
+                            image_size=image_size,
+                            # A weights file is read once, into the tower: the saved model carries the weights.
+                            image_weights=None, trainable_stages=trainable_stages, units=units,
                             embedding_dim=embedding_dim, num_layers=num_layers, num_heads=num_heads,
                             feedforward_units=feedforward_units, dropout=dropout)
 
