@@ -546,13 +546,16 @@ def get_feature_model(model):
 def load_model(path, safe_mode=True):
     """`keras.saving.load_model` for a saved mmzoo classifier (`model.save("m.keras")`).
 
-    Importing this module registers every mmzoo layer (towers, fusion, heads) and optimizer; `import mmzoo` alone
-    is lazy and registers nothing, so a bare `keras.saving.load_model` would not know them. A classifier saved
-    by mmzoo 0.1.0 (a plain functional model) comes back as a `MultimodalClassifier` with the same weights.
+    Importing this module registers every mmzoo layer (towers, fusion, heads) and optimizer, and this function
+    registers the captioner's; `import mmzoo` alone is lazy and registers nothing, so a bare
+    `keras.saving.load_model` would not know them. A classifier saved by mmzoo 0.1.0 (a plain functional model) comes back as a `MultimodalClassifier` with the same weights.
 
     Raises `ModelFileError` (a ValueError), in one line naming the file, for a file that is missing, not a
     `.keras` archive, without `config.json`, naming a class nothing registered, or otherwise unreadable.
     """
+    # Imported here, not at the top: the captioner's module imports towers that import this one, and a saved
+    # captioner must load in a process that never touched mmzoo.captioning (its classes register on import).
+    import mmzoo.captioning.model  # noqa: F401
     from mmzoo.compat import upgrade_classifier
 
     path = os.fspath(path)

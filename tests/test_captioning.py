@@ -2,6 +2,8 @@
 generation (greedy and beam) scored as the model scores it, .keras round trips, the registry and bad arguments."""
 
 import math
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -154,6 +156,19 @@ def test_keras_file_round_trip(captioner, tmp_path):
     assert reloaded.get_config() == captioner.get_config()
     images = _images(seed=3)
     np.testing.assert_array_equal(reloaded.generate(images)["token_ids"], captioner.generate(images)["token_ids"])
+
+
+def test_load_model_in_a_fresh_process(tmp_path):
+    # A new interpreter has imported nothing of mmzoo.captioning: load_model must register the captioner itself.
+    keras.utils.set_random_seed(0)
+    model = build_captioner(vocabulary=WORDS, max_length=4, image_size=16, units=4, embedding_dim=4)
+    path = tmp_path / "captioner.keras"
+    model.save(path)
+    code = ("import sys, mmzoo; assert 'tensorflow' not in sys.modules; m = mmzoo.load_model(sys.argv[1]); "
+            "print(type(m).__name__, m.task)")
+    run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["ImageCaptioner", "caption"]
 
 
 # === Registry and errors ===
