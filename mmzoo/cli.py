@@ -45,6 +45,9 @@ DEFAULT_PRETRAIN_DATASET = "mmzoo_shapes/captions"
 DEFAULT_STUDENT_RECIPE = "small_cnn_lstm_concat"
 DEFAULT_CAPTION_RECIPE = "small_cnn_gru_captioner"
 DEFAULT_CAPTION_DATASET = "mmzoo_shapes/captions"
+# --epochs auto for captioning: the classifier's rule counts labelled examples, not caption tokens; 10 epochs is
+# what the bundled captions' recipes were tuned with.
+CAPTION_AUTO_EPOCHS = 10
 
 # Library argument names whose flag is not the name with dashes.
 _FLAGS = {"data": "--dataset", "validation_data": "--val-data", "validation_split": "--val-split",
@@ -257,7 +260,9 @@ def _add_train(commands):
         "training curves. The training state is backed up after every epoch: rerun the same command after an "
         "interruption to continue from the last completed epoch. With no arguments this is the main job: "
         f"{DEFAULT_RECIPE} on {DEFAULT_DATASET}.")
-    train.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe to train, see `mmzoo list` (default: %(default)s)")
+    # None, not the classifier default: with --task caption an explicit --recipe must be told from one not given.
+    train.add_argument("--recipe", default=None, help=f"recipe to train, see `mmzoo list` (default: {DEFAULT_RECIPE}; "
+                       f"with --task caption: {DEFAULT_CAPTION_RECIPE})")
     train.add_argument("--val-fraction", type=_auto_or(_fraction("--val-fraction", allow_zero=True)), default="auto",
                        help="with a .csv/.jsonl --dataset and no --val-data: the fraction of its rows held out for "
                        "validation and early stopping (and test, without --test-data); 'auto': 0.1 (default: "
@@ -265,7 +270,9 @@ def _add_train(commands):
     train.add_argument("--task", type=_choice("--task", ("classify", "caption")), default="classify",
                        help="'classify' (answers) or 'caption' (generate captions: a captioning recipe, default "
                        f"{DEFAULT_CAPTION_RECIPE}, on {DEFAULT_CAPTION_DATASET} or a .csv/.jsonl of image and caption "
-                       "columns; see docs/captioning.md) (default: %(default)s)")
+                       f"columns; --epochs auto is {CAPTION_AUTO_EPOCHS}; --strategy, --patience, --val-fraction, "
+                       "--towers, --fusion, --object-epochs and --train-image-tower do not apply; see "
+                       "docs/captioning.md) (default: %(default)s)")
     train.add_argument(
         "--strategy", type=_choice("--strategy", STRATEGIES), default="default",
         help="tf.distribute strategy: 'default' (one device), 'mirrored' (all local GPUs, or the CPU), 'multiworker' "
@@ -650,6 +657,7 @@ def _train(args):
 
     if args.task == "caption":
         return _train_captioner(args)
+    args.recipe = args.recipe or DEFAULT_RECIPE
     model_options = {}
     if args.towers is not None:
         model_options["towers"] = args.towers
@@ -1079,25 +1087,36 @@ def _caption(args):
     return 0
 
 
+# The classifier-only flags of `mmzoo train` and the value each has when not given.
+_NOT_FOR_CAPTIONS = (("--strategy", "strategy", "default"), ("--patience", "patience", "auto"),
+                     ("--val-fraction", "val_fraction", "auto"), ("--towers", "towers", None),
+                     ("--fusion", "fusion", None), ("--object-epochs", "object_epochs", None),
+                     ("--train-image-tower", "train_image_tower", False))
+
+
 def _train_captioner(args):
     from mmzoo.captioning.training import train_captioner
 
-    recipe = DEFAULT_CAPTION_RECIPE if args.recipe == DEFAULT_RECIPE else args.recipe
-    dataset = DEFAULT_CAPTION_DATASET if args.dataset == DEFAULT_DATASET else args.dataset
-    args.recipe, args.dataset = recipe, dataset
+    for flag, attribute, unset in _NOT_FOR_CAPTIONS:
+        if getattr(args, attribute) != unset:
+            raise UsageError(f"{flag} does not apply to --task caption (it trains a classifier); leave it out")
+    args.recipe = args.recipe or DEFAULT_CAPTION_RECIPE
+    args.dataset = DEFAULT_CAPTION_DATASET if args.dataset == DEFAULT_DATASET else args.dataset
     name = _run_name(args)
     columns = {"image_column": (args.image_column or ["image"])[0],
                "caption_column": args.text_column[0] if args.text_column else None}
     result = train_captioner(
-        recipe, dataset, validation_data=args.val_data, test_data=args.test_data, train_split=args.train_split,
-        validation_split=args.val_split, test_split=args.test_split, data_dir=args.data_dir, **columns,
-        skip_bad_rows=args.skip_bad_rows, encoding=args.encoding, batch_size=args.batch_size,
-        **({} if args.epochs == "auto" else {"epochs": args.epochs}),  # 'auto': train_captioner's own default
+        args.recipe, args.dataset, validation_data=args.val_data, test_data=args.test_data,
+        train_split=args.train_split, validation_split=args.val_split, test_split=args.test_split,
+        data_dir=args.data_dir, **columns, skip_bad_rows=args.skip_bad_rows, encoding=args.encoding,
+        batch_size=args.batch_size, epochs=CAPTION_AUTO_EPOCHS if args.epochs == "auto" else args.epochs,
         image_size=args.image_size, learning_rate=args.learning_rate, schedule=args.schedule, seed=args.seed,
         init=args.init, output_dir=args.output_dir or os.path.join("runs", name),
         export_dir=_export_dir(args, name), verbose=args.verbose)
     for metric, value in result.test_metrics.items():
         print(f"  test {metric:<12}{value:.4f}")
+    if not result.test_metrics:
+        print("  no validation/test data: no caption metrics measured; give --val-data/--test-data")
     print(f"  model           {result.paths['model']}")
     if result.paths["export"]:
         print(f"  export          {result.paths['export']}")

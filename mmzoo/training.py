@@ -495,9 +495,11 @@ class _Training:
 
         model = self.o["model"]
         if isinstance(model, str):
-            from mmzoo.recipes import get_recipe
+            from mmzoo.recipes import recipe_task
 
-            get_recipe(model)  # an unknown recipe: one line, before any data is built
+            if recipe_task(model) != "classify":  # an unknown recipe: one line too, before any data is built
+                raise OptionError("model", model, "a classifier recipe; a captioning recipe trains with task "
+                                  "caption (`mmzoo train --task caption`, mmzoo.captioning.train_captioner)")
             # Class names given for the model also fix the label ids of .csv/.jsonl data.
             self.name, self.image_size = model, self.o["image_size"]
             self.class_names = (self.o["model_options"] or {}).get("class_names")

@@ -120,7 +120,7 @@ def test_own_csv_with_several_captions_per_image(tmp_path):
 
 
 @pytest.mark.slow
-def test_train_command_export_saved_model_cli_and_caption_command(tmp_path):
+def test_train_command_export_saved_model_cli_and_caption_command(tmp_path, capsys):
     path = _write_caption_csv(tmp_path)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
@@ -150,8 +150,50 @@ def test_train_command_export_saved_model_cli_and_caption_command(tmp_path):
     assert captioned.returncode == 0, captioned.stderr[-2000:]
     caption, log_probability = captioned.stdout.strip().splitlines()[-1].split("\t")
     assert caption == served({"image": image[None]})["caption"][0].decode() and float(log_probability) < 0
-    missing = run(sys.executable, "-m", "mmzoo.cli", "caption", "--model", str(version), "--image", "missing.png")
-    assert missing.returncode == 2 and "image file not found" in missing.stderr
+    from mmzoo.cli import main  # in-process: a second interpreter costs seconds for a one-line error
+
+    assert main(["caption", "--model", str(version), "--image", str(tmp_path / "missing.png")]) == 2
+    assert "image file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [["--strategy", "mirrored"], ["--patience", "3"], ["--val-fraction", "0.2"],
+                                   ["--towers", "image=small_cnn"], ["--fusion", "concat"], ["--object-epochs", "1"],
+                                   ["--train-image-tower"]])
+def test_train_command_refuses_classifier_flags(flags, capsys):
+    from mmzoo.cli import main
+
+    assert main(["train", "--task", "caption", *flags]) == 2
+    error = capsys.readouterr().err
+    assert f"{flags[0]} does not apply to --task caption" in error and len(error.strip().splitlines()) == 1
+
+
+def test_train_command_keeps_an_explicit_recipe_and_checks_its_task(capsys, tmp_path):
+    from mmzoo.cli import DEFAULT_RECIPE, main
+
+    # The classifier default given explicitly is not swapped for the caption default: it is refused by name.
+    assert main(["train", "--task", "caption", "--recipe", DEFAULT_RECIPE, "--dataset", "none.csv"]) == 2
+    assert f"'{DEFAULT_RECIPE}' is a classifier recipe; expected a captioning recipe" in capsys.readouterr().err
+    # And a captioning recipe without --task caption: one line before any data is read (no image is there).
+    (tmp_path / "own.csv").write_text("image,text,label\nmissing.png,a red circle,red\n")
+    with pytest.raises(mmzoo.training.OptionError, match="small_cnn_gru_captioner.*task caption"):
+        mmzoo.train("small_cnn_gru_captioner", tmp_path / "own.csv", output_dir=tmp_path / "run")
+
+
+def test_train_command_says_when_it_measured_nothing(monkeypatch, capsys, tmp_path):
+    import mmzoo.captioning.training as training
+    from mmzoo.cli import CAPTION_AUTO_EPOCHS, DEFAULT_CAPTION_RECIPE, main
+
+    seen = {}
+
+    def fake(model, data, **options):
+        seen.update(options, model=model, data=data)
+        return training.CaptionTrainResult(None, {}, {}, {"model": "m.keras", "export": None})
+
+    monkeypatch.setattr(training, "train_captioner", fake)
+    assert main(["train", "--task", "caption", "--dataset", "own.csv", "--no-export",
+                 "--output-dir", str(tmp_path)]) == 0
+    assert seen["model"] == DEFAULT_CAPTION_RECIPE and seen["epochs"] == CAPTION_AUTO_EPOCHS
+    assert "no validation/test data: no caption metrics measured; give --val-data/--test-data" in capsys.readouterr().out
 
 
 def test_image_tower_from_a_masked_pretrainer():

@@ -22,12 +22,12 @@ class CaptionTrainResult:
     paths: dict
 
 
-def train_captioner(model="small_cnn_gru_captioner", data="mmzoo_shapes/captions", *, validation_data=None,
-                    test_data=None, train_split="train", validation_split="validation", test_split="test",
-                    data_dir=None, image_column="image", caption_column=None, skip_bad_rows=False, encoding="utf-8",
-                    epochs=10, batch_size=64, image_size=None, max_length=None, learning_rate=2e-3,
-                    schedule="cosine", seed=0, init=None, model_options=None, evaluate_limit=None, output_dir=None,
-                    export_dir=None, callbacks=(), verbose=1):
+def train_captioner(model, data, *, validation_data=None, test_data=None, train_split="train",
+                    validation_split="validation", test_split="test", data_dir=None, image_column="image",
+                    caption_column=None, skip_bad_rows=False, encoding="utf-8", epochs=10, batch_size=64,
+                    image_size=None, max_length=None, learning_rate=2e-3, schedule="cosine", seed=0, init=None,
+                    model_options=None, evaluate_limit=None, output_dir=None, export_dir=None, callbacks=(),
+                    verbose=1):
     """Train a captioner with plain `fit` and return a `CaptionTrainResult`.
 
     `model`: a captioning recipe (`mmzoo.list_models(task="caption")`, built with the data's vocabulary, image size
@@ -42,11 +42,11 @@ def train_captioner(model="small_cnn_gru_captioner", data="mmzoo_shapes/captions
     """
     import keras
 
-    from mmzoo.captioning.metrics import evaluate_captions
     from mmzoo.captioning.model import ImageCaptioner
     from mmzoo.captioning.packing import pack_dataset
     from mmzoo.schedules import learning_rate_schedule
 
+    _check_model(model)  # before any data is read
     if seed is not None:
         keras.utils.set_random_seed(seed)
     read = _reader(data_dir=data_dir, image_column=image_column, caption_column=caption_column,
@@ -57,24 +57,53 @@ def train_captioner(model="small_cnn_gru_captioner", data="mmzoo_shapes/captions
     validation = _split(read, data, validation_data, validation_split, size)
     test = _split(read, data, test_data if test_data is not None else validation_data, test_split, size)
     if isinstance(model, str):
-        import mmzoo
-
-        options = dict(vocabulary=list(info.vocabulary), image_size=size,
-                       max_length=max_length or longest_caption(train) + 1)
-        model = mmzoo.build_model(model, **{**options, **(model_options or {})})
-    elif not isinstance(model, ImageCaptioner):
-        raise ValueError(f"`model` must be a captioning recipe name or an ImageCaptioner. Received: model={model!r}")
+        model = _build(model, train, info, size, max_length, model_options)
     if init is not None:
         initialize_image_tower(model, init)
     steps = train.cardinality().numpy()
     model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(learning_rate, schedule, steps, epochs)))
     history = model.fit(pack_dataset(model, train), epochs=epochs, verbose=verbose, callbacks=list(callbacks),
                         validation_data=None if validation is None else pack_dataset(model, validation))
-    metrics = {}
-    if test is not None:
-        images, references = group_by_image(test, limit=evaluate_limit)
-        captions = _generate_in_batches(model, images, batch_size)
-        metrics = evaluate_captions(captions, references)
+    metrics = {} if test is None else _test_metrics(model, test, evaluate_limit, batch_size)
+    paths = _save(model, output_dir, export_dir)
+    return CaptionTrainResult(model=model, history=history.history, test_metrics=metrics, paths=paths)
+
+
+def _check_model(model):
+    from mmzoo.captioning.model import ImageCaptioner
+    from mmzoo.recipes import recipe_task
+
+    if isinstance(model, str):
+        if recipe_task(model) != "caption":  # recipe_task raises for an unknown name
+            raise ValueError(f"`model` {model!r} is a classifier recipe; expected a captioning recipe, one of "
+                             f"{', '.join(_caption_recipes())}. Received: model={model!r}")
+    elif not isinstance(model, ImageCaptioner):
+        raise ValueError(f"`model` must be a captioning recipe name or an ImageCaptioner. Received: model={model!r}")
+
+
+def _caption_recipes():
+    from mmzoo.recipes import list_models
+
+    return list_models(task="caption")
+
+
+def _build(recipe, train, info, size, max_length, model_options):
+    import mmzoo
+
+    options = dict(vocabulary=list(info.vocabulary), image_size=size,
+                   max_length=max_length or longest_caption(train) + 1)
+    return mmzoo.build_model(recipe, **{**options, **(model_options or {})})
+
+
+def _test_metrics(model, test, evaluate_limit, batch_size):
+    from mmzoo.captioning.metrics import evaluate_captions
+
+    images, references = group_by_image(test, limit=evaluate_limit)
+    return evaluate_captions(_generate_in_batches(model, images, batch_size), references)
+
+
+def _save(model, output_dir, export_dir):
+    """Save to `<output_dir>/model.keras` and export to `export_dir`, each when given; the paths written."""
     paths = {"model": None, "export": None}
     if output_dir is not None:
         os.makedirs(output_dir, exist_ok=True)
@@ -84,7 +113,7 @@ def train_captioner(model="small_cnn_gru_captioner", data="mmzoo_shapes/captions
         import mmzoo
 
         paths["export"] = mmzoo.export_model(model, export_dir)
-    return CaptionTrainResult(model=model, history=history.history, test_metrics=metrics, paths=paths)
+    return paths
 
 
 def _reader(**fixed):
