@@ -19,14 +19,16 @@ import tensorflow as tf
 
 from mmzoo import export_dirs
 from mmzoo.heads import find_class_names
-from mmzoo.images import decode_image, resize_image
 from mmzoo.towers.registry import Modality, get_input_kind
+# The request checks live in mmzoo.serving_checks, shared with the captioner's export; the private names stay
+# for this module's callers.
+from mmzoo.serving_checks import (METADATA_FILE, SERVING_DEFAULT, SERVING_IMAGE_BYTES,  # noqa: F401
+                                  decode_images as _decode_images, empty_batch as _empty, pixel_spec as _pixel_spec,
+                                  served as _served, string_spec as _string_spec,
+                                  to_model_pixels as _to_model_pixels)
 
-SERVING_DEFAULT = "serving_default"
-SERVING_IMAGE_BYTES = "serving_image_bytes"
 SERVING_PRESENCE = "serving_presence"
 EMBED_PREFIX = "embed_"
-METADATA_FILE = os.path.join("assets.extra", "mmzoo.json")
 _ENCODER_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -154,109 +156,6 @@ def _write_metadata(directory, specs, class_names):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
         json.dump({"inputs": inputs, "class_names": class_names}, f, indent=2)
-
-
-def _pixel_spec(name):
-    return tf.TensorSpec([None, None, None, 3], tf.uint8, name=name)
-
-
-def _string_spec(name):
-    return tf.TensorSpec([None], tf.string, name=name)
-
-
-def _to_model_pixels(pixels, size):
-    """Served pixels (uint8, any size) -> the float32 pixels of the model's size it was trained on."""
-    return tf.cast(resize_image(pixels, size), tf.float32)
-
-
-def _decode_images(encoded, size):
-    """A batch of encoded images -> float32 pixels [B, *size, 3], each decoded and resized as training data is."""
-
-    def decode(one):
-        return resize_image(decode_image(one), size)
-
-    pixels = tf.map_fn(decode, encoded, fn_output_signature=tf.TensorSpec([*size, 3], tf.uint8))
-    return tf.cast(pixels, tf.float32)
-
-
-def _runtime_shape(tensor):
-    """The shape `tensor` has in this request, as a vector. A signature declares `[None, None, None, 3]`, but
-    TensorFlow does not enforce a signature's shape and the graph optimizer folds `tf.rank`/`tf.shape` of a
-    declared rank into constants, which would make a rank check pass whatever is sent; a length that depends on
-    the values (a boolean mask) keeps the check on what was received."""
-    shape = tf.shape(tensor)
-    return tf.boolean_mask(shape, shape >= 0)
-
-
-def _shape_text(shape):
-    """A runtime shape vector -> "(1, 32, 32, 3)", as Python writes shapes (so "(5,)" for one axis)."""
-    end = tf.where(tf.equal(tf.size(shape), 1), ",)", ")")
-    return tf.strings.join(["(", tf.strings.reduce_join(tf.strings.as_string(shape), separator=", "), end])
-
-
-def _assert(condition, *parts):
-    return tf.debugging.Assert(condition, [tf.strings.join(list(parts))], summarize=1)
-
-
-def _pixel_checks(name, pixels):
-    """Assertions that input `name` is a batch of RGB images, each at least 1 x 1. Messages leave the name
-    unquoted: an assertion's message is C-escaped, which would show 'image' as \\'image\\'."""
-    shape = _runtime_shape(pixels)
-    sides = tf.concat([shape, tf.fill([4], -1)], 0)[:4]  # indexable whatever the rank received
-    batched = tf.equal(tf.size(shape), 4)
-    received = (" Received: shape ", _shape_text(shape))
-    return [
-        _assert(batched, f"Input {name} must be uint8 pixels of shape [batch, height, width, 3].", *received),
-        _assert(~batched | tf.equal(sides[3], 3),
-                f"Input {name} must have 3 channels (RGB), shape [batch, height, width, 3].", *received),
-        _assert(~batched | ((sides[1] >= 1) & (sides[2] >= 1)),
-                f"Input {name} must have height and width >= 1, shape [batch, height, width, 3].", *received),
-    ]
-
-
-def _string_checks(name, strings):
-    shape = _runtime_shape(strings)
-    return [_assert(tf.equal(tf.size(shape), 1), f"Input {name} must be strings of shape [batch].",
-                    " Received: shape ", _shape_text(shape))]
-
-
-def _flag_checks(name, flags):
-    shape = _runtime_shape(flags)
-    return [_assert(tf.equal(tf.size(shape), 1), f"Input {name} must be booleans of shape [batch].",
-                    " Received: shape ", _shape_text(shape))]
-
-
-_CHECKS = {"pixels": _pixel_checks, "strings": _string_checks, "flags": _flag_checks}
-
-
-def _checked(inputs, kinds):
-    """`inputs` ({name: tensor}) once every check has passed, and their common batch size. `kinds` names each
-    input's kind: "pixels" or "strings". Shapes are checked first (a batch size needs a batch axis), then batch
-    sizes: one image with three texts would otherwise be broadcast to three answers by some fusions."""
-    checks = [check for name, kind in kinds.items()
-              for check in _CHECKS[kind](name, inputs[name])]
-    with tf.control_dependencies(checks):
-        inputs = {name: tf.identity(value) for name, value in inputs.items()}
-        batches = {name: tf.shape(value)[0] for name, value in inputs.items()}
-    sizes = tf.stack(list(batches.values()))
-    received = [part for i, (name, size) in enumerate(batches.items())
-                for part in ((", " if i else "") + f"{name} ", tf.strings.as_string(size))]
-    same = _assert(tf.reduce_all(tf.equal(sizes, sizes[0])),
-                   "All inputs of a request must have the same batch size. Received: ", *received)
-    with tf.control_dependencies([same]):
-        return {name: tf.identity(value) for name, value in inputs.items()}, tf.identity(sizes[0])
-
-
-def _served(inputs, kinds, respond, empty):
-    """`respond(checked inputs)` for a checked request; `empty()` (outputs with a batch of 0) for an empty one,
-    which towers and decoders are never given: several of their ops fail on a batch of 0."""
-    checked, batch_size = _checked(inputs, kinds)
-    return tf.cond(batch_size > 0, lambda: respond(checked), empty)
-
-
-def _empty(tensor_shape, dtype=tf.float32):
-    """A function returning a batch of 0 of a (batch, ...) output shape whose other sides are known."""
-    return lambda: tf.zeros([0, *(int(side) for side in tuple(tensor_shape)[1:])], dtype)
 
 
 def _build_encoder_archive(encoders, specs):

@@ -22,8 +22,8 @@ import tensorflow as tf
 
 from mmzoo import export_dirs
 from mmzoo.captioning.generation import check_options, generation_function
-from mmzoo.export import (METADATA_FILE, SERVING_DEFAULT, SERVING_IMAGE_BYTES, _decode_images, _pixel_spec,
-                          _served, _string_spec, _to_model_pixels)
+from mmzoo.serving_checks import (METADATA_FILE, SERVING_DEFAULT, SERVING_IMAGE_BYTES, decode_images, pixel_spec,
+                                  served, string_spec, to_model_pixels)
 
 ENCODE = "encode"
 
@@ -52,29 +52,29 @@ def _archive(captioner, options):
                 "log_probability": tf.zeros([0], tf.float32)}
 
     def serve(inputs):
-        return _served(inputs, {"image": "pixels"}, lambda checked: generate(_to_model_pixels(checked["image"], size)),
+        return served(inputs, {"image": "pixels"}, lambda checked: generate(to_model_pixels(checked["image"], size)),
                        empty)
 
     def serve_image_bytes(inputs):
-        return _served(inputs, {"image_bytes": "strings"},
-                       lambda checked: generate(_decode_images(checked["image_bytes"], size)), empty)
+        return served(inputs, {"image_bytes": "strings"},
+                       lambda checked: generate(decode_images(checked["image_bytes"], size)), empty)
 
     tokens_shape = tuple(captioner.encoder.output.shape[1:])
 
     def encode(inputs):
         def respond(checked):
-            tokens = captioner.encoder(_to_model_pixels(checked["image"], size), training=False)
+            tokens = captioner.encoder(to_model_pixels(checked["image"], size), training=False)
             return {"image_tokens": tf.cast(tokens, tf.float32)}
 
-        return _served(inputs, {"image": "pixels"}, respond,
+        return served(inputs, {"image": "pixels"}, respond,
                        lambda: {"image_tokens": tf.zeros([0, *tokens_shape], tf.float32)})
 
     archive = keras.export.ExportArchive()
     archive.track(captioner)
-    archive.add_endpoint(SERVING_DEFAULT, serve, input_signature=[{"image": _pixel_spec("image")}])
+    archive.add_endpoint(SERVING_DEFAULT, serve, input_signature=[{"image": pixel_spec("image")}])
     archive.add_endpoint(SERVING_IMAGE_BYTES, serve_image_bytes,
-                         input_signature=[{"image_bytes": _string_spec("image_bytes")}])
-    archive.add_endpoint(ENCODE, encode, input_signature=[{"image": _pixel_spec("image")}])
+                         input_signature=[{"image_bytes": string_spec("image_bytes")}])
+    archive.add_endpoint(ENCODE, encode, input_signature=[{"image": pixel_spec("image")}])
     return archive
 
 
