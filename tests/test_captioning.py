@@ -136,6 +136,22 @@ def test_generate_returns_consistent_captions_ids_and_scores(captioner, strategy
     np.testing.assert_allclose(out["log_probability"], _score(captioner, out["token_ids"], images), atol=1e-3)
 
 
+@pytest.mark.parametrize("length_penalty", [1.0, 0.0])
+def test_beam_never_scores_below_greedy(captioner, length_penalty):
+    # The score beam search ranks finished captions by: log-probability over length ** length_penalty, the end
+    # token counted. The widest beam here (4 of 13 tokens) keeps greedy's path or finds a better caption.
+    images = _images(n=16, seed=4)
+
+    def score(out):
+        lengths = (out["token_ids"] > 0).sum(axis=1)
+        return out["log_probability"] / lengths.astype("float32") ** length_penalty
+
+    greedy = score(captioner.generate(images))
+    for num_beams in (2, 4):
+        beam = captioner.generate(images, strategy="beam", num_beams=num_beams, length_penalty=length_penalty)
+        assert (score(beam) >= greedy - 1e-4).all(), (num_beams, score(beam), greedy)
+
+
 def test_beam_of_one_is_greedy_and_shorter_max_length(captioner):
     images = _images(seed=2)
     greedy = captioner.generate(images)
@@ -158,14 +174,16 @@ def test_keras_file_round_trip(captioner, tmp_path):
     np.testing.assert_array_equal(reloaded.generate(images)["token_ids"], captioner.generate(images)["token_ids"])
 
 
-def test_load_model_in_a_fresh_process(tmp_path):
+def test_load_model_and_captioning_export_in_a_fresh_process(tmp_path):
     # A new interpreter has imported nothing of mmzoo.captioning: load_model must register the captioner itself.
     keras.utils.set_random_seed(0)
     model = build_captioner(vocabulary=WORDS, max_length=4, image_size=16, units=4, embedding_dim=4)
     path = tmp_path / "captioner.keras"
     model.save(path)
-    code = ("import sys, mmzoo; assert 'tensorflow' not in sys.modules; m = mmzoo.load_model(sys.argv[1]); "
-            "print(type(m).__name__, m.task)")
+    # The captioner's export shares the request checks (mmzoo.serving_checks), not the classifier export's.
+    code = ("import sys, mmzoo; assert 'tensorflow' not in sys.modules; "
+            "import mmzoo.captioning.export; assert 'mmzoo.export' not in sys.modules, 'mmzoo.export imported'; "
+            "m = mmzoo.load_model(sys.argv[1]); print(type(m).__name__, m.task)")
     run = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == ["ImageCaptioner", "caption"]

@@ -5,8 +5,9 @@ and stops when every caption has ended or `max_length` tokens are out.
 `generation_function(captioner, ...)` builds the pure-TensorFlow function both `ImageCaptioner.generate` (through
 a `tf.function`) and the export's signatures (mmzoo/captioning/export.py) call, so what a user tries in Python is
 what the SavedModel serves. Greedy decoding takes the most likely token; beam search keeps the `num_beams` most
-likely partial captions and returns the one with the best log-probability per token (`length_penalty` 1.0; 0.0
-ranks by the plain sum, which favours short captions).
+likely partial captions live and the `num_beams` best finished ones apart, and returns the finished caption with
+the best score, its log-probability over length ** `length_penalty` (1.0: per token; 0.0: the plain sum, which
+favours short captions). One beam is greedy decoding.
 """
 
 import numpy as np
@@ -43,7 +44,7 @@ def generation_function(captioner, *, max_length=None, strategy="greedy", num_be
 
     def run(pixels):
         image_tokens = captioner.encoder(pixels, training=False)
-        if strategy == "greedy":
+        if num_beams == 1:  # a beam of one is greedy decoding (check_options gives greedy one beam)
             token_ids, log_probability = _greedy(captioner.decoder, image_tokens, max_length)
         else:
             token_ids, log_probability = _beam(captioner.decoder, image_tokens, max_length, num_beams, length_penalty)
@@ -112,38 +113,55 @@ def _greedy(decoder, image_tokens, max_length):
 
 
 def _beam(decoder, image_tokens, max_length, num_beams, length_penalty):
+    """Beam search with the finished captions kept apart from the live beams: a caption that ends leaves its
+    slot to a live one, and every comparison among finished captions (which to keep, which to return) uses the
+    same score, the log-probability over length ** length_penalty (the end token counted)."""
     batch = tf.shape(image_tokens)[0]
     # Beam k of image b is row b * num_beams + k of every flattened tensor.
     cache = decoder.start(tf.repeat(image_tokens, num_beams, axis=0), max_length)
     columns = tf.one_hot(tf.range(max_length), max_length, dtype=tf.int32)
-    # Only the first beam is alive at the start: the others would repeat it.
-    first_scores = tf.tile(tf.concat([[0.0], tf.fill([num_beams - 1], _NEVER)], 0)[None], [batch, 1])
+    best_possible_length = tf.pow(float(max_length), length_penalty)
 
-    def not_done(index, previous, cache, token_ids, scores, lengths, finished):
-        return tf.logical_and(index < max_length, tf.logical_not(tf.reduce_all(finished)))
+    def not_done(index, previous, cache, live, done):
+        # A live caption's log-probability only falls as it grows, so its score can reach at most that sum over
+        # max_length ** length_penalty; once no live caption can beat the worst kept finished one, stop.
+        bound = tf.reduce_max(live[1], axis=1) / best_possible_length
+        settled = tf.reduce_min(done[1], axis=1) >= bound
+        return tf.logical_and(index < max_length, tf.logical_not(tf.reduce_all(settled)))
 
-    def step(index, previous, cache, token_ids, scores, lengths, finished):
+    def step(index, previous, cache, live, done):
+        live_ids, live_sums = live
         logits, cache = decoder.step(tf.reshape(previous, [-1]), index, cache)
         vocabulary_size = tf.shape(logits)[-1]
         candidates = tf.reshape(_allowed_log_probabilities(logits), [batch, num_beams, -1])
-        # A finished caption can only be continued by padding, at no cost: it keeps its score and its place.
-        pad_only = tf.one_hot(PAD_ID, vocabulary_size, on_value=0.0, off_value=_NEVER)
-        candidates = tf.where(finished[..., None], pad_only[None, None], candidates)
-        totals = tf.reshape(scores[..., None] + candidates, [batch, -1])
-        scores, best = tf.math.top_k(totals, k=num_beams)
+        totals = tf.reshape(live_sums[..., None] + candidates, [batch, -1])
+        # Twice the beams: even if every live beam's best continuation ends, num_beams others stay live.
+        sums, best = tf.math.top_k(totals, k=2 * num_beams)
         beams, chosen = best // vocabulary_size, best % vocabulary_size
-        rows = tf.reshape(beams + tf.range(batch)[:, None] * num_beams, [-1])
+        ids = tf.gather(live_ids, beams, batch_dims=1) + chosen[..., None] * columns[index][None, None]
+        # At max_length every caption is complete, ended or not; beams that were never alive are not captions.
+        ends = (tf.equal(chosen, END_ID) | tf.equal(index, max_length - 1)) & (sums > _NEVER / 2)
+        scores = tf.where(ends, sums / tf.pow(tf.cast(index + 1, tf.float32), length_penalty), _NEVER)
+        done = _keep_best(num_beams, done, (ids, scores, sums))
+        live_sums, keep = tf.math.top_k(tf.where(ends, _NEVER, sums), k=num_beams)
+        rows = tf.reshape(tf.gather(beams, keep, batch_dims=1) + tf.range(batch)[:, None] * num_beams, [-1])
         cache = tf.nest.map_structure(lambda tensor: tf.gather(tensor, rows), cache)
-        token_ids = tf.gather(token_ids, beams, batch_dims=1) + chosen[..., None] * columns[index][None, None]
-        was_finished = tf.gather(finished, beams, batch_dims=1)
-        lengths = tf.gather(lengths, beams, batch_dims=1) + tf.cast(tf.logical_not(was_finished), tf.float32)
-        finished = was_finished | tf.equal(chosen, END_ID)
-        return index + 1, chosen, cache, token_ids, scores, lengths, finished
+        live = (tf.gather(ids, keep, batch_dims=1), live_sums)
+        return index + 1, tf.gather(chosen, keep, batch_dims=1), cache, live, done
 
-    state = (tf.constant(0), tf.fill([batch, num_beams], START_ID), cache,
-             tf.zeros([batch, num_beams, max_length], tf.int32), first_scores, tf.zeros([batch, num_beams]),
-             tf.zeros([batch, num_beams], tf.bool))
-    _, _, _, token_ids, scores, lengths, _ = tf.while_loop(not_done, step, state, maximum_iterations=max_length)
-    ranking = scores / tf.pow(tf.maximum(lengths, 1.0), length_penalty)
-    best = tf.argmax(ranking, axis=-1, output_type=tf.int32)
-    return tf.gather(token_ids, best, batch_dims=1), tf.gather(scores, best, batch_dims=1)
+    # Only the first beam is alive at the start: the others would repeat it.
+    first_sums = tf.tile(tf.concat([[0.0], tf.fill([num_beams - 1], _NEVER)], 0)[None], [batch, 1])
+    empty_ids = tf.zeros([batch, num_beams, max_length], tf.int32)
+    nothing = tf.fill([batch, num_beams], _NEVER)
+    state = (tf.constant(0), tf.fill([batch, num_beams], START_ID), cache, (empty_ids, first_sums),
+             (empty_ids, nothing, nothing))
+    _, _, _, _, (token_ids, scores, sums) = tf.while_loop(not_done, step, state, maximum_iterations=max_length)
+    best = tf.argmax(scores, axis=-1, output_type=tf.int32)
+    return tf.gather(token_ids, best, batch_dims=1), tf.gather(sums, best, batch_dims=1)
+
+
+def _keep_best(count, kept, new):
+    """The `count` best finished captions by score among `kept` and `new`, each (token ids, score, log-prob)."""
+    ids, scores, sums = (tf.concat([old, fresh], axis=1) for old, fresh in zip(kept, new))
+    scores, top = tf.math.top_k(scores, k=count)
+    return tf.gather(ids, top, batch_dims=1), scores, tf.gather(sums, top, batch_dims=1)
