@@ -90,6 +90,10 @@ def test_packing_frames_truncates_and_weights():
 # === Models ===
 
 
+# Every test of the module-scoped captioners runs on one xdist worker, so only that worker builds them.
+SHARED = pytest.mark.xdist_group("captioners")
+
+
 @pytest.fixture(scope="module", params=["gru", "transformer"])
 def captioner(request):
     keras.utils.set_random_seed(0)
@@ -102,6 +106,7 @@ def _batch(model):
     return next(iter(pack_dataset(model, raw)))
 
 
+@SHARED
 def test_decoding_steps_equal_teacher_forcing(captioner):
     x, targets, weights = _batch(captioner)
     logits = captioner(x, training=False).numpy()
@@ -121,6 +126,7 @@ def _score(model, token_ids, images):
     return (chosen * (token_ids > 0)).sum(axis=1)
 
 
+@SHARED
 @pytest.mark.parametrize("strategy, num_beams", [("greedy", 1), ("beam", 3)])
 def test_generate_returns_consistent_captions_ids_and_scores(captioner, strategy, num_beams):
     images = _images(seed=1)
@@ -136,6 +142,7 @@ def test_generate_returns_consistent_captions_ids_and_scores(captioner, strategy
     np.testing.assert_allclose(out["log_probability"], _score(captioner, out["token_ids"], images), atol=1e-3)
 
 
+@SHARED
 @pytest.mark.parametrize("length_penalty", [1.0, 0.0])
 def test_beam_never_scores_below_greedy(captioner, length_penalty):
     # The score beam search ranks finished captions by: log-probability over length ** length_penalty, the end
@@ -152,6 +159,7 @@ def test_beam_never_scores_below_greedy(captioner, length_penalty):
         assert (score(beam) >= greedy - 1e-4).all(), (num_beams, score(beam), greedy)
 
 
+@SHARED
 def test_beam_of_one_is_greedy_and_shorter_max_length(captioner):
     images = _images(seed=2)
     greedy = captioner.generate(images)
@@ -161,8 +169,12 @@ def test_beam_of_one_is_greedy_and_shorter_max_length(captioner):
     np.testing.assert_array_equal(short["token_ids"], greedy["token_ids"][:, :3])
     resized = captioner.generate(np.repeat(np.repeat(images, 2, axis=1), 2, axis=2))  # 64 px, resized to 32
     assert resized["caption"].shape == (4,)
+    # Float pixels are rounded and clipped to uint8 as the export's are: the same captions as the uint8 image.
+    nudged = np.clip(images.astype("float32") + 0.4, None, 255.4)
+    np.testing.assert_array_equal(captioner.generate(nudged)["token_ids"], greedy["token_ids"])
 
 
+@SHARED
 def test_keras_file_round_trip(captioner, tmp_path):
     x, _, _ = _batch(captioner)
     path = tmp_path / "captioner.keras"
@@ -221,6 +233,7 @@ def test_bad_builder_arguments(overrides, message):
         build_captioner(**arguments)
 
 
+@SHARED
 def test_bad_generation_and_data_arguments(captioner):
     images = _images(n=1)
     with pytest.raises(ValueError, match="`strategy` must be one of greedy, beam. Received: strategy='sample'"):

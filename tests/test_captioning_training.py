@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 import mmzoo
-from mmzoo.captioning.data import caption_dataset, group_by_image
+from mmzoo.captioning.data import caption_dataset, group_by_image, longest_caption
 from mmzoo.captioning.loss import CaptionLoss
 from mmzoo.captioning.model import build_captioner
 from mmzoo.captioning.packing import pack_dataset
@@ -67,8 +67,9 @@ def test_fit_learns_to_caption_the_colour():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("decoder", ["gru", "transformer"])
-def test_one_step_on_two_replicas_equals_one_replica(decoder):
+def test_one_step_on_two_replicas_equals_one_replica():
+    # One decoder: the global-batch token average is the loss's, the same for every decoder.
+    decoder = "gru"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     run = subprocess.run([sys.executable, str(SCRIPT), decoder], capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -81,16 +82,16 @@ def test_mixed_float16_trains_and_generates():
     images, captions = _colour_data(8)
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        for decoder in ("lstm", "transformer"):
-            model = build_captioner(decoder=decoder, texts=captions, max_length=5, image_size=32, units=16,
-                                    embedding_dim=8, num_heads=2)
-            model.compile(optimizer="adam")
-            data = tf.data.Dataset.from_tensor_slices({"image": images, "text": captions}).batch(4)
-            history = model.fit(pack_dataset(model, data), epochs=1, verbose=0)
-            assert np.isfinite(history.history["loss"][0])
-            assert model.output.dtype == "float32"  # logits in float32 for the softmax and the loss
-            out = model.generate(images[:2], strategy="beam", num_beams=2)
-            assert out["token_ids"].shape == (2, 5) and np.all(np.isfinite(out["log_probability"]))
+        # One decoder: the Transformer, whose attention softmax is where float16 would overflow.
+        model = build_captioner(decoder="transformer", texts=captions, max_length=5, image_size=32, units=16,
+                                embedding_dim=8, num_heads=2)
+        model.compile(optimizer="adam")
+        data = tf.data.Dataset.from_tensor_slices({"image": images, "text": captions}).batch(4)
+        history = model.fit(pack_dataset(model, data), epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+        assert model.output.dtype == "float32"  # logits in float32 for the softmax and the loss
+        out = model.generate(images[:2], strategy="beam", num_beams=2)
+        assert out["token_ids"].shape == (2, 5) and np.all(np.isfinite(out["log_probability"]))
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -114,6 +115,7 @@ def test_own_csv_with_several_captions_per_image(tmp_path):
     images, references = group_by_image(data)
     assert images.shape == (4, 32, 32, 3)
     assert references[1] == ["a blue square", "there is a blue square."]
+    assert longest_caption(path) == 5  # "there is a blue square", counted from the captions alone
     assert len(group_by_image(data, limit=2)[1]) == 2
     with pytest.raises(mmzoo.data.DataError, match=r"has no column 'text'. Its columns are \['image', 'caption'\]"):
         caption_dataset(path, caption_column="text")

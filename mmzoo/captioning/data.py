@@ -46,11 +46,36 @@ def caption_dataset(data, split="train", *, image_column="image", caption_column
                                                             "label": None}, with_info=with_info)
 
 
-def longest_caption(dataset):
-    """The most words a caption of `dataset` (batches of {"image", "text"}) has, counted as a captioner does."""
+def longest_caption(data, split="train", *, caption_column=None, data_dir=None, encoding="utf-8"):
+    """The most words a caption of `data` (a .csv/.jsonl file or a TFDS name and `split`, as `caption_dataset`
+    takes them) has, counted as a captioner does. Only the captions are read: no image is decoded to count words."""
+    import tensorflow as tf
+
     from mmzoo.captioning.metrics import words
 
-    texts = dataset.map(lambda features: features["text"])
+    if is_caption_file(data):
+        # No image column: the rows' captions only (a row with a bad image still counts; it cannot lengthen the
+        # captioner by more than its own words).
+        texts = caption_dataset(data, image_column=None, caption_column=caption_column, batch_size=1024,
+                                encoding=encoding, skip_bad_rows=True).map(lambda features: features["text"])
+    else:
+        import tensorflow_datasets as tfds
+
+        from mmzoo.data.pipeline import get_builder
+
+        key = caption_column or "text"
+        parts = key.split("/")
+        wanted = True
+        for part in reversed(parts):
+            wanted = {part: wanted}
+        rows = get_builder(data, data_dir=data_dir).as_dataset(split=split, decoders=tfds.decode.PartialDecoding(wanted))
+
+        def caption(row):
+            for part in parts:
+                row = row[part]
+            return row
+
+        texts = rows.map(caption, num_parallel_calls=tf.data.AUTOTUNE).batch(1024)
     lengths = (len(words(text.decode("utf-8"))) for batch in texts.as_numpy_iterator() for text in np.atleast_1d(batch))
     return max(lengths, default=0)
 

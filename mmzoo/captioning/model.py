@@ -157,13 +157,11 @@ class ImageCaptioner(keras.Model):
         return self._packer
 
     def prepare_images(self, images):
-        """Pixels of another size than the model's, resized as the data pipelines and the export resize them."""
+        """uint8 pixels of the model's size, resized, rounded and clipped as the data pipelines and the export
+        make them: float pixels of the right size are rounded too, so `generate` sees what the export serves."""
         from mmzoo.images import resize_image
 
-        size = self.image_size
-        if tuple(images.shape[-3:-1]) == (size, size):
-            return images
-        return resize_image(images, size)
+        return resize_image(images, self.image_size)
 
     # === Training and generation ===
 

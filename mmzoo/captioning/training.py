@@ -57,7 +57,9 @@ def train_captioner(model, data, *, validation_data=None, test_data=None, train_
     validation = _split(read, data, validation_data, validation_split, size)
     test = _split(read, data, test_data if test_data is not None else validation_data, test_split, size)
     if isinstance(model, str):
-        model = _build(model, train, info, size, max_length, model_options)
+        max_length = max_length or longest_caption(data, train_split, caption_column=caption_column,
+                                                   data_dir=data_dir, encoding=encoding) + 1
+        model = _build(model, info, size, max_length, model_options)
     if init is not None:
         initialize_image_tower(model, init)
     steps = train.cardinality().numpy()
@@ -87,11 +89,10 @@ def _caption_recipes():
     return list_models(task="caption")
 
 
-def _build(recipe, train, info, size, max_length, model_options):
+def _build(recipe, info, size, max_length, model_options):
     import mmzoo
 
-    options = dict(vocabulary=list(info.vocabulary), image_size=size,
-                   max_length=max_length or longest_caption(train) + 1)
+    options = dict(vocabulary=list(info.vocabulary), image_size=size, max_length=max_length)
     return mmzoo.build_model(recipe, **{**options, **(model_options or {})})
 
 

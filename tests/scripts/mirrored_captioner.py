@@ -1,7 +1,8 @@
 """One training step of a captioner on 1 and on 2 logical CPU replicas with the same global batch.
 
-Run as a subprocess by tests/test_captioning_training.py, once per decoder named on the command line: logical
-devices must be set before TensorFlow starts, and a second 2-replica MirroredStrategy in the same process reused
+Run as a subprocess by tests/test_captioning_training.py for one decoder (the GRU; another can be named on the
+command line; the loss's global-batch average does not depend on it): logical devices must be set before
+TensorFlow starts, and a second 2-replica MirroredStrategy in the same process reused
 the first one's collective instance keys (its all-reduce then mixed the two models' gradients: a shape mismatch).
 The captions have different lengths, so the two replicas hold different numbers of real tokens: a per-replica
 mean would weight them differently and the weights would differ. Prints JSON with the max |weights(2 replicas) -
@@ -42,7 +43,7 @@ def one_step(devices, decoder):
     return [w.numpy() for w in model.weights], step
 
 
-decoder = sys.argv[1]  # "gru", "lstm" or "transformer"
+decoder = sys.argv[1] if len(sys.argv) > 1 else "gru"  # "gru", "lstm" or "transformer"
 single, step = one_step(["/cpu:0"], decoder)
 double, _ = one_step(["/cpu:0", "/cpu:1"], decoder)
 print(json.dumps({decoder: {"max_abs_diff": max(float(np.abs(a - b).max()) for a, b in zip(single, double)),
