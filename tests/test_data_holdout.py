@@ -59,6 +59,15 @@ def test_labels_keep_their_ids_in_both_subsets(data_file):
             assert info.class_names[int(label)] == COLOURS[index % 4]
 
 
+def test_each_subset_caches_to_its_own_files(data_file, tmp_path):
+    prefix = str(tmp_path / "cache")
+    train, val = from_csv(data_file, validation_split=0.25, subset="both", seed=3, cache=prefix)
+    assert len(_texts(train)) == 15 and len(_texts(val)) == 5
+    assert len(_texts(val)) == 5  # read back from its own cache
+    names = {p.name.split(".")[0] for p in tmp_path.iterdir() if p.name.startswith("cache")}
+    assert names == {"cache_training", "cache_validation"}
+
+
 def test_jsonl_takes_the_same_options(data_file):
     lines = [dict(zip(("image", "text", "label"), row)) for row in csv.reader(open(data_file))][1:]
     jsonl = data_file.with_suffix(".jsonl")

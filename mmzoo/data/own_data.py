@@ -114,7 +114,8 @@ def from_csv(
         batch_size: examples per batch; ``None`` for unbatched examples.
         shuffle: shuffle the examples (every epoch); `seed` makes the order repeatable.
         cache: ``"auto"`` keeps decoded, resized images in memory when they take at most 2 GiB; ``True`` or
-            ``False`` force it; a string caches to that file prefix.
+            ``False`` force it; a string caches to that file prefix (with `subset`, one prefix per subset:
+            ``_training`` or ``_validation`` appended).
         skip_bad_rows: leave out bad rows — a missing or corrupt image, a missing, undecodable or too long
             (over `MAX_FIELD_CHARS`) value, an unknown label, malformed CSV or JSON — warn
             (`SkippedRowsWarning`) with how many were skipped, and list them in ``DataInfo.skipped``. Problems
@@ -688,14 +689,17 @@ def _load(path, rows: Iterator, *, columns: _Columns, image_root, class_names, i
         subsets["training"], subsets["validation"] = _split_rows(parsed, holdout[0], seed)
     wanted = ["training"] if holdout is None else ["training", "validation"] if holdout[1] == "both" else [holdout[1]]
 
-    def dataset(rows, shuffled):
+    def dataset(name):
+        rows, shuffled = subsets[name], shuffle and name == "training"
         labels, _ = _class_ids(rows, columns, known, class_names)
         ds = _dataset(rows, columns, labels, size, deterministic=True if not shuffled or seed is not None else None)
-        return finish(ds, batch_size=batch_size, shuffle=shuffled, cache=cache, seed=seed,
+        # A cache file prefix of each subset's own: two datasets writing one cache would corrupt it.
+        own_cache = f"{cache}_{name}" if isinstance(cache, str) and cache != "auto" and holdout is not None else cache
+        return finish(ds, batch_size=batch_size, shuffle=shuffled, cache=own_cache, seed=seed,
                       drop_remainder=drop_remainder, num_examples=len(rows), image_size=size or (0, 0),
                       num_images=len(columns.images))
 
-    datasets = [dataset(subsets[name], shuffle and name == "training") for name in wanted]
+    datasets = [dataset(name) for name in wanted]
     if not with_info:
         return datasets[0] if len(datasets) == 1 else tuple(datasets)
     texts = [row.texts[key] for row in subsets["training"] for key in columns.texts]
