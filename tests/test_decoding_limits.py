@@ -51,17 +51,13 @@ def _gif(width=5, height=6, frame=None):
 
 def _lzw_zeros(count):
     """GIF LZW data (code size 2) for `count` pixels of colour 0: clear, one literal per pixel, end; codes of 3
-    bits with a clear before the table would grow past 3 bits."""
-    codes, bits = [], []
-    for i in range(count):
-        if i % 2 == 0:
-            codes.append(4)  # clear: the table never grows past the 3-bit codes
-        codes.append(0)
-    codes.append(5)
-    for code in codes:
-        bits.extend((code >> b) & 1 for b in range(3))
-    bits.extend([0] * (-len(bits) % 8))
-    return bytes(sum(bit << b for b, bit in enumerate(bits[i:i + 8])) for i in range(0, len(bits), 8))
+    bits with a clear before the table would grow past 3 bits. Vectorised: a frame of 48 million pixels is
+    written in about a second rather than a minute."""
+    pairs, odd = divmod(count, 2)
+    codes = np.concatenate([np.tile(np.array([4, 0, 0], np.uint8), pairs),  # clear, then two literals
+                            np.array([4, 0] if odd else [], np.uint8), np.array([5], np.uint8)])  # ..., end
+    bits = ((codes[:, None] >> np.arange(3, dtype=np.uint8)) & 1).astype(np.uint8).ravel()  # 3 bits, LSB first
+    return np.packbits(bits, bitorder="little").tobytes()  # packbits pads the last byte with zeros
 
 
 def _bmp(width=5, height=6):
@@ -98,9 +94,10 @@ def test_python_check_refuses_a_header_declaring_too_many_pixels(kind):
 
 def test_gif_frames_count_frame_by_frame():
     # A small screen with a frame larger than it: TF's canvas is the largest frame.
-    assert images.declared_image_size(_gif(2, 2, frame=(8000, 6000)))[1:] == (8000, 6000, 48_000_000)
+    gif = _gif(2, 2, frame=(8000, 6000))
+    assert images.declared_image_size(gif)[1:] == (8000, 6000, 48_000_000)
     with pytest.raises(images.ImageFileError, match="8000 x 6000"):
-        images.check_image_bytes(_gif(2, 2, frame=(8000, 6000)))
+        images.check_image_bytes(gif)
 
 
 @pytest.mark.parametrize("kind", sorted(BOMBS))
