@@ -1,6 +1,14 @@
 """Towers: one encoder per input, registered by the kind of input it takes. They know nothing of fusion,
 recipes, trainers or export."""
 
+from mmzoo.towers.audio import (
+    AudioInput,
+    apply_audio_tower,
+    build_audio_tower,
+    output_length,
+    time_downsampling,
+)
+from mmzoo.towers.audio_features import LogMelSpectrogram, SpecAugment, WaveformMask
 from mmzoo.towers.image import ImageInput, build_image_tower
 from mmzoo.towers.preprocessing import ResNetPreprocessing
 from mmzoo.towers.registry import (
@@ -22,6 +30,14 @@ from mmzoo.towers.text import (
 )
 
 __all__ = [
+    "AudioInput",
+    "LogMelSpectrogram",
+    "SpecAugment",
+    "WaveformMask",
+    "apply_audio_tower",
+    "build_audio_tower",
+    "output_length",
+    "time_downsampling",
     "ImageInput",
     "InputKind",
     "Modality",

@@ -177,5 +177,6 @@ def get_input_kind(name):
 
 def _load_builtin():
     """Import the built-in tower modules, which register themselves."""
+    import mmzoo.towers.audio  # noqa: F401
     import mmzoo.towers.image  # noqa: F401
     import mmzoo.towers.text  # noqa: F401
