@@ -1,7 +1,7 @@
 """`mmzoo_shapes`: a synthetic, offline image + text dataset as a TFDS builder.
 
 Every image shows one to four coloured shapes (circle, square, triangle in red, green, blue, yellow, purple) at
-random positions and sizes on a noisy background. Two configs:
+random positions and sizes on a noisy background. Four configs:
 
 * ``vqa``: a question about the image and its answer class. The questions ask the colour of a named shape, the
   shape of a named colour, whether a coloured shape is present, how many shapes of a kind (or colour) there are,
@@ -10,10 +10,19 @@ random positions and sizes on a noisy background. Two configs:
   better than chance within its question type, and the image alone does not know which question was asked.
 * ``captions``: a caption listing every object with its size, colour and position (for retrieval and masked
   language modelling); its label is the colour and shape of the one large object.
+* ``vqa_spoken``: the ``vqa`` config's examples (example ``i`` has the same image, question, answer and objects)
+  plus ``speech``, the question spoken (int16 at 8 kHz), for image + spoken question -> answer.
+* ``spoken_captions``: captions of one or two objects with ``speech``, the caption spoken: for speech -> text
+  (transcription), speech <-> text retrieval and image + speech.
+
+Speech is assembled from word clips made once with espeak-ng and shipped in the package (`mmzoo.data.speech`),
+with a voice, rate, gaps, level and background noise drawn per utterance, so no two are alike.
 
 Generation is deterministic: example ``i`` of split ``s`` is drawn from its own
 ``numpy.random.default_rng([seed, task, s, i])`` and all drawing is integer arithmetic, so the same version and
-config always give the same pixels and texts, on any machine. Nothing is downloaded.
+config always give the same pixels and texts, on any machine. The speech comes from
+``default_rng([seed, task, s, i, 1])``; its float arithmetic (interpolation, FFT) is numpy's, so the same
+machine always gives the same samples and another CPU may differ in the last bit. Nothing is downloaded.
 
 Usage::
 
@@ -28,6 +37,8 @@ Usage::
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 import struct
 import zlib
 from typing import Iterator
@@ -35,8 +46,15 @@ from typing import Iterator
 import numpy as np
 import tensorflow_datasets as tfds
 
+from mmzoo.data import bundled as _bundled
+from mmzoo.data.speech import clips as _clips
+from mmzoo.data.speech.assembly import speak
+from mmzoo.data.speech.transcript import transcript
+
 __all__ = [
     "ANSWERS",
+    "SPEECH_NUM_SAMPLES",
+    "SPEECH_SAMPLE_RATE",
     "CAPTION_LABELS",
     "COLORS",
     "QUESTION_TYPES",
@@ -44,6 +62,7 @@ __all__ = [
     "MmzooShapes",
     "ShapesConfig",
     "shapes_config",
+    "spoken_vocabulary",
 ]
 
 SHAPES = ("circle", "square", "triangle")
@@ -61,8 +80,23 @@ ANSWERS = COLORS + SHAPES + ("yes", "no") + COUNTS
 QUESTION_TYPES = ("color_of_shape", "shape_of_color", "exists", "count", "position")
 CAPTION_LABELS = tuple(f"{c} {s}" for c in COLORS for s in SHAPES)
 
-_TASKS = ("vqa", "captions")
+_TASKS = ("vqa", "captions", "vqa_spoken", "spoken_captions")  # the index seeds each task's generators
 _SPLITS = ("train", "validation", "test")
+# Examples per split (train, validation, test) when a config does not say. The spoken configs are smaller: each
+# example carries ~20-40 kB of audio (see docs/data.md for the sizes on disk).
+_DEFAULT_SIZES = {
+    "vqa": (10_000, 1_000, 1_000),
+    "captions": (10_000, 1_000, 1_000),
+    "vqa_spoken": (6_000, 1_000, 1_000),
+    "spoken_captions": (3_000, 500, 500),
+}
+# The spoken configs' audio: `speech`, int16 mono at SPEECH_SAMPLE_RATE, at most SPEECH_NUM_SAMPLES[task] long
+# (the declared clip length; loaders zero-pad to it). vqa_spoken's questions last 2.6 s on average, spoken
+# captions (one or two objects) 4.9 s; the rare longer utterance is spoken faster to fit, never cropped.
+SPEECH_SAMPLE_RATE = _clips.SAMPLE_RATE
+SPEECH_NUM_SAMPLES = {"vqa_spoken": _bundled.VQA_SPOKEN_NUM_SAMPLES,
+                      "spoken_captions": _bundled.SPOKEN_CAPTIONS_NUM_SAMPLES}
+_CAPTION_MAX_OBJECTS = {"captions": 4, "spoken_captions": 2}  # spoken captions stay short enough to store
 _JITTER = 25  # per-channel colour jitter of an object
 _NOISE = 10  # per-pixel uniform luminance noise, +-
 _MAX_OBJECTS = 4
@@ -104,7 +138,7 @@ class ShapesConfig(tfds.core.BuilderConfig):
     """A config of `mmzoo_shapes`.
 
     Attributes:
-        task: "vqa" or "captions".
+        task: "vqa", "captions", "vqa_spoken" or "spoken_captions".
         image_size: side of the square images in pixels (shapes scale with it); at least 32.
         num_train, num_validation, num_test: examples per split.
         seed: base seed; change it for a different draw of the same distribution.
@@ -132,13 +166,20 @@ class ShapesConfig(tfds.core.BuilderConfig):
         return {"train": self.num_train, "validation": self.num_validation, "test": self.num_test}
 
 
-def shapes_config(task: str = "vqa", *, image_size: int = 64, num_train: int = 10_000,
-                  num_validation: int = 1_000, num_test: int = 1_000, seed: int = 0,
+def shapes_config(task: str = "vqa", *, image_size: int = 64, num_train: int | None = None,
+                  num_validation: int | None = None, num_test: int | None = None, seed: int = 0,
                   name: str | None = None) -> ShapesConfig:
     """A `ShapesConfig` whose name encodes its settings, so differently sized builds never share a directory.
 
+    Split sizes default to the built-in config's of `task` (10 000 / 1 000 / 1 000 for vqa and captions).
     Pass it as ``tfds.builder("mmzoo_shapes", config=cfg)`` or ``mmzoo.data.load(..., config=cfg)``.
     """
+    if task not in _TASKS:
+        raise ValueError(f"`task` must be one of {_TASKS}. Received: task={task!r}")
+    defaults = _DEFAULT_SIZES[task]
+    num_train = defaults[0] if num_train is None else num_train
+    num_validation = defaults[1] if num_validation is None else num_validation
+    num_test = defaults[2] if num_test is None else num_test
     if name is None:
         name = f"{task}_{image_size}px_{num_train}_{num_validation}_{num_test}_seed{seed}"
     return ShapesConfig(
@@ -151,11 +192,14 @@ def shapes_config(task: str = "vqa", *, image_size: int = 64, num_train: int = 1
 class MmzooShapes(tfds.core.GeneratorBasedBuilder):
     """Synthetic coloured shapes with questions (`vqa`) or captions (`captions`), generated offline."""
 
-    VERSION = tfds.core.Version("1.1.0")
+    VERSION = tfds.core.Version("1.2.0")
     RELEASE_NOTES = {
         "1.0.0": "Initial release.",
         "1.1.0": "Easier scenes: 1-4 objects (was 2-5), larger shapes, noise +-10 (was +-12). A small CNN + LSTM "
                  "with concatenation learned too slowly on 1.0.0 to beat text-only by 20 points in a CPU budget.",
+        "1.2.0": "New spoken configs: vqa_spoken (the vqa examples plus the question spoken) and spoken_captions "
+                 "(captions of one or two objects, spoken). The vqa and captions examples are unchanged "
+                 "(golden_v1.2.0.json equals golden_v1.1.0.json).",
     }
     BUILDER_CONFIGS = [
         ShapesConfig(
@@ -165,6 +209,16 @@ class MmzooShapes(tfds.core.GeneratorBasedBuilder):
         ShapesConfig(
             name="captions", task="captions",
             description="A caption of all objects; the label is the colour and shape of the large object.",
+        ),
+        ShapesConfig(
+            name="vqa_spoken", task="vqa_spoken", num_train=6_000, num_validation=1_000, num_test=1_000,
+            description="The vqa examples (same images, questions and answers) with the question spoken in "
+                        "`speech` (int16, 8 kHz, at most 5 s).",
+        ),
+        ShapesConfig(
+            name="spoken_captions", task="spoken_captions", num_train=3_000, num_validation=500, num_test=500,
+            description="A caption of one or two objects, written (`text`) and spoken (`speech`, int16, 8 kHz, "
+                        "at most 10 s); the label is the colour and shape of the large object.",
         ),
     ]
     DEFAULT_CONFIG_NAME = "vqa"
@@ -181,11 +235,17 @@ class MmzooShapes(tfds.core.GeneratorBasedBuilder):
                 "bbox": tfds.features.BBoxFeature(),
             }),
         }
-        if cfg.task == "vqa":
+        if cfg.task in ("vqa", "vqa_spoken"):
             features["label"] = tfds.features.ClassLabel(names=ANSWERS)
             features["question_type"] = tfds.features.ClassLabel(names=QUESTION_TYPES)
         else:
             features["label"] = tfds.features.ClassLabel(names=CAPTION_LABELS)
+        metadata = None
+        if cfg.task in SPEECH_NUM_SAMPLES:
+            features["speech"] = speech_feature(cfg.task)
+            # What a loader pads the speech to; TFDS' Audio feature has a field for the rate but not for this.
+            metadata = tfds.core.MetadataDict(speech_sample_rate=SPEECH_SAMPLE_RATE,
+                                              speech_num_samples=SPEECH_NUM_SAMPLES[cfg.task])
         return self.dataset_info_from_configs(
             description=(
                 "Synthetic images of coloured shapes (circle, square, triangle; red, green, blue, yellow, purple) "
@@ -194,6 +254,7 @@ class MmzooShapes(tfds.core.GeneratorBasedBuilder):
             features=tfds.features.FeaturesDict(features),
             supervised_keys=None,
             homepage="https://github.com/mmzoo/mmzoo",
+            metadata=metadata,
         )
 
     def _split_generators(self, dl_manager):
@@ -205,7 +266,29 @@ class MmzooShapes(tfds.core.GeneratorBasedBuilder):
         for index in range(int(cfg.num_examples[split])):
             example = generate_example(cfg.task, split, index, image_size=cfg.image_size, seed=cfg.seed)
             example["image"] = encode_png(example["image"])
+            example.pop("speech_words", None)
             yield index, example
+
+
+class CompressedAudio(tfds.features.Audio):
+    """`tfds.features.Audio` that applies its `encoding` to numpy input too.
+
+    TFDS 4.9's Audio returns a numpy array as it is, skipping the Tensor encoding, so ``encoding="zlib"`` fails to
+    serialize it; without an encoding each int16 sample is stored as a varint int64 (10 bytes when negative)."""
+
+    def encode_example(self, audio_or_path_or_fobj):
+        if isinstance(audio_or_path_or_fobj, np.ndarray):
+            return tfds.features.Tensor.encode_example(self, audio_or_path_or_fobj)
+        return super().encode_example(audio_or_path_or_fobj)
+
+
+def speech_feature(task: str) -> tfds.features.Audio:
+    """The `speech` feature of a spoken config: int16 samples of any length up to SPEECH_NUM_SAMPLES[task].
+
+    Stored zlib-compressed, about 0.8 of the raw 2 bytes per sample."""
+    return CompressedAudio(
+        shape=(None,), dtype=np.int16, sample_rate=SPEECH_SAMPLE_RATE, encoding=tfds.features.Encoding.ZLIB,
+        doc=f"The text spoken: mono int16 at {SPEECH_SAMPLE_RATE} Hz, at most {SPEECH_NUM_SAMPLES[task]} samples.")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -213,13 +296,20 @@ class MmzooShapes(tfds.core.GeneratorBasedBuilder):
 
 
 def generate_example(task: str, split: str, index: int, *, image_size: int = 64, seed: int = 0) -> dict:
-    """Example `index` of `split` for `task`, exactly as the builder writes it (before PNG encoding)."""
+    """Example `index` of `split` for `task`, exactly as the builder writes it (before PNG encoding).
+
+    A spoken task's example also has ``"speech"`` (int16) and ``"speech_words"``, the words whose clips were
+    assembled, in order (the builder does not store them: they are the transcript of ``"text"``).
+    """
+    if task == "vqa_spoken":  # The vqa example itself, so spoken and written questions compare on one dataset.
+        example = generate_example("vqa", split, index, image_size=image_size, seed=seed)
+        return _with_speech(example, task, split, index, seed)
     rng = np.random.default_rng([int(seed), _TASKS.index(task), _SPLITS.index(split), int(index)])
     size = int(image_size)
     if task == "vqa":
         objects, text, label, qtype = _vqa_scene(rng, size)
     else:
-        objects, text, label = _caption_scene(rng, size)
+        objects, text, label = _caption_scene(rng, size, _CAPTION_MAX_OBJECTS[task])
         qtype = None
     image = _draw(rng, objects, size)
     example = {
@@ -236,7 +326,15 @@ def generate_example(task: str, split: str, index: int, *, image_size: int = 64,
     }
     if qtype is not None:
         example["question_type"] = qtype
+    if task in SPEECH_NUM_SAMPLES:
+        example = _with_speech(example, task, split, index, seed)
     return example
+
+
+def _with_speech(example: dict, task: str, split: str, index: int, seed: int) -> dict:
+    rng = np.random.default_rng([int(seed), _TASKS.index(task), _SPLITS.index(split), int(index), 1])
+    utterance = speak(example["text"], rng, max_samples=SPEECH_NUM_SAMPLES[task])
+    return {**example, "speech": utterance.samples, "speech_words": utterance.words}
 
 
 @dataclasses.dataclass
@@ -370,11 +468,12 @@ def _relation_holds(a: _Obj, b: _Obj, relation: str) -> bool | None:
     return (a.cy < b.cy) is (relation == "above")
 
 
+_CAPTION_TEMPLATES = ("{}.", "there is {}.", "an image with {}.", "a picture of {}.")
 _AREAS = (("top left", "top", "top right"), ("left", "center", "right"), ("bottom left", "bottom", "bottom right"))
 
 
-def _caption_scene(rng, size: int):
-    n = int(rng.integers(1, 5))
+def _caption_scene(rng, size: int, max_objects: int = 4):
+    n = int(rng.integers(1, max_objects + 1))
     pairs = [(s, c) for s in SHAPES for c in COLORS]
     objects = [_Obj(*_choice(rng, pairs)) for _ in range(n)]
     _with_radii(rng, objects, size)
@@ -386,14 +485,40 @@ def _caption_scene(rng, size: int):
     phrases = []
     for k, o in enumerate(objects):
         area = _AREAS[min(2, o.cy * 3 // size)][min(2, o.cx * 3 // size)]
-        where = "in the center" if area == "center" else f"at the {area}"
-        phrases.append(f"a {'large' if k == 0 else 'small'} {o.color} {o.shape} {where}")
+        phrases.append(_caption_phrase("large" if k == 0 else "small", o.color, o.shape, area))
     order = rng.permutation(n)
     phrases = [phrases[i] for i in order]
-    body = phrases[0] if n == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
-    text = _choice(rng, ("{}.", "there is {}.", "an image with {}.", "a picture of {}.")).format(body)
+    body = _join_phrases(phrases)
+    text = _choice(rng, _CAPTION_TEMPLATES).format(body)
     objects = [objects[i] for i in order]
     return objects, text, f"{main.color} {main.shape}"
+
+
+def _caption_phrase(size: str, color: str, shape: str, area: str) -> str:
+    where = "in the center" if area == "center" else f"at the {area}"
+    return f"a {size} {color} {shape} {where}"
+
+
+def _join_phrases(phrases: list[str]) -> str:
+    return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+
+
+@functools.lru_cache(maxsize=None)
+def spoken_vocabulary() -> tuple[str, ...]:
+    """Every word a vqa question or a caption can say, sorted: the words the spoken configs have clips for.
+
+    Derived from the templates themselves (not from sampled examples), so a new template word cannot be missed.
+    """
+    texts = [
+        template.format(shape=shape, color=color, relation=relation, shape2=shape, color2=color)
+        for templates in _TEMPLATES.values() for template in templates
+        for shape, color, relation in itertools.product(SHAPES, COLORS, _RELATIONS)
+    ]
+    phrases = [_caption_phrase(size, color, shape, area) for size in ("large", "small") for color in COLORS
+               for shape in SHAPES for row in _AREAS for area in row]
+    texts += [template.format(_join_phrases(phrases[:2])) for template in _CAPTION_TEMPLATES]
+    texts += phrases
+    return tuple(sorted({word for text in texts for word in transcript(text)}))
 
 
 def _mask(shape: str, r: int, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
