@@ -1,4 +1,5 @@
-"""`DataInfo`: what a model needs to know about a dataset (its inputs, classes, vocabulary, image size), and the
+"""`DataInfo`: what a model needs to know about a dataset (its inputs, classes, vocabulary, image size, audio
+format), and the
 vocabulary adapter shared by the TFDS pipeline and the own-data loaders."""
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ class DataInfo:
         num_skipped: rows left out because of a bad image or value (own data with ``skip_bad_rows=True``).
         skipped: ``(row, reason)`` of every skipped row.
         feature_keys: the source key or column each feature (and ``"label"``) came from.
-        input_kinds: ``{feature key: "image" | "text"}`` of the features the dataset yields, in order: the
-            inputs a model for it takes, e.g. ``{"front": "image", "side": "image", "question": "text"}``.
+        input_kinds: ``{feature key: "image" | "text" | "audio"}`` of the features the dataset yields, in order:
+            the inputs a model for it takes, e.g. ``{"front": "image", "side": "image", "question": "text"}``.
+        sample_rate: the rate (Hz) of the audio features (every audio feature has it); ``None`` without audio.
+        num_samples: the length every audio feature is padded or cropped to; ``None`` without audio.
     """
 
     name: str
@@ -40,10 +43,20 @@ class DataInfo:
     skipped: tuple[tuple[int, str], ...] = ()
     feature_keys: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
     input_kinds: Mapping[str, str] = dataclasses.field(default_factory=lambda: {"image": "image", "text": "text"})
+    sample_rate: int | None = None
+    num_samples: int | None = None
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def audio_options(self) -> dict:
+        """``{"sample_rate", "num_samples"}`` an audio input of a model for this data declares (the options of
+        the "audio" input kind, e.g. ``towers={"audio": {"tower": "mel_cnn", **info.audio_options()}}``); ``{}``
+        without audio."""
+        if "audio" not in self.input_kinds.values():
+            return {}
+        return {"sample_rate": self.sample_rate, "num_samples": self.num_samples}
 
     def model_kwargs(self) -> dict:
         """Keyword arguments for ``mmzoo.build_model(name, **info.model_kwargs())`` (or `build_classifier`, whose

@@ -1,19 +1,22 @@
-"""Your own image + text data from a CSV or JSONL file, as the same datasets `mmzoo.data.load` gives.
+"""Your own image, text and audio data from a CSV or JSONL file, as the same datasets `mmzoo.data.load` gives.
 
     train, info = mmzoo.data.from_csv("data/train.csv", image_size=64, shuffle=True, with_info=True)
     val = mmzoo.data.from_csv("data/val.csv", image_size=64, class_names=info.class_names)
     views = mmzoo.data.from_csv("data/views.csv", image_column=["front", "side"], text_column="question")
+    speech = mmzoo.data.from_csv("data/speech.csv", audio_column="audio", sample_rate=16000)
 
-Each row names image files (relative to `image_root`, or to the file's own folder), texts and a label. All rows
-are checked in Python before any tf.data runs: a missing or undecodable image, a missing value, or a label
-outside `class_names` raises a `DataError` naming the file, the row and the column (or, with
-``skip_bad_rows=True``, the row is left out and counted). Nothing bad reaches TensorFlow's graph. Images are
-decoded and resized by `mmzoo.images`, as an export decodes and resizes what it serves.
+Each row names image files (relative to `image_root`, or to the file's own folder), WAV files (relative to
+`audio_root`, or to the file's folder), texts and a label. All rows are checked in Python before any tf.data
+runs: a missing or undecodable image or WAV file, a missing value, or a label outside `class_names` raises a
+`DataError` naming the file, the row and the column (or, with ``skip_bad_rows=True``, the row is left out and
+counted). Nothing bad reaches TensorFlow's graph. Images are decoded and resized by `mmzoo.images`, as an export
+decodes and resizes what it serves; WAV files are read, mixed down, resampled and padded by `mmzoo.data.wav`.
 """
 
 from __future__ import annotations
 
 import codecs
+import collections
 import concurrent.futures
 import contextlib
 import csv
@@ -23,13 +26,14 @@ import os
 import re
 import threading
 import warnings
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from mmzoo.data.info import DataInfo, _as_size, adapt_vocabulary
 from mmzoo.data.pipeline import AUTOTUNE, finish
+from mmzoo.data.wav import WavError, load_clip, resampled_length, wav_info
 from mmzoo.images import SUPPORTED, ImageFileError, check_image_file, decode_image, read_image_file, resize_image
 
 __all__ = ["DataError", "from_csv", "from_jsonl"]
@@ -75,9 +79,14 @@ def from_csv(
     image_column: str | Sequence[str] | None = "image",
     text_column: str | Sequence[str] | None = "text",
     label_column: str | None = "label",
+    audio_column: str | Sequence[str] | None = "audio",
     image_root: str | os.PathLike | None = None,
+    audio_root: str | os.PathLike | None = None,
     class_names: Sequence[str] | None = None,
     image_size: int | tuple[int, int] | None = None,
+    sample_rate: int | None = None,
+    num_samples: int | None = None,
+    resample: bool = True,
     batch_size: int | None = 32,
     shuffle: bool = False,
     seed: int | None = None,
@@ -92,7 +101,7 @@ def from_csv(
     subset: str | None = None,
     with_info: bool = False,
 ):
-    """A batched ``tf.data.Dataset`` of ``({"image", "text"}, label)`` from a CSV file with a header row.
+    """A batched ``tf.data.Dataset`` of ``({"image", "text", "audio"}, label)`` from a CSV file with a header row.
 
     Args:
         path: the CSV file.
@@ -104,19 +113,33 @@ def from_csv(
             for a model with those inputs.
         label_column: the label's column; ``None`` for unlabelled data (the dataset then yields the features
             alone).
+        audio_column: the column or columns holding paths of WAV files, keyed like image columns (one name:
+            ``"audio"``; a list: by column name). The default reads the column ``"audio"`` if the file has one,
+            else the columns whose value in the first row ends in ``.wav``, if any; ``None`` reads none. When
+            the file has audio, the default `image_column` and `text_column` are read only if the file has
+            them, so ``audio,label``, ``audio,text,label`` and ``image,audio,label`` files load as they are.
+            Each audio feature is float32 ``(num_samples,)`` in [-1, 1]: mono (stereo is mixed down to the
+            channels' mean), at `sample_rate`, cropped or zero-padded at the end.
         image_root: folder the image paths are relative to; default the CSV file's folder. Absolute paths
             are used as they are.
+        audio_root: the same for the WAV file paths.
         class_names: the label names, in order. Give the training set's names when loading a validation or
             test file, so labels mean the same ids; a label outside them is an error. Default: the labels
             found in this file, sorted (numerically when all are integers).
         image_size: ``int`` or ``(height, width)`` to resize every image column to (`mmzoo.images.resize_image`).
             Default: the images' size, if all images of all image columns share one.
+        sample_rate: the rate (Hz) every audio feature has. Default: the most common rate of the WAV files (the
+            first one's among equally common rates).
+        num_samples: the length every audio feature is cropped or zero-padded to. Default: the longest clip's
+            (at `sample_rate`), so nothing is cropped.
+        resample: resample a WAV file of another rate to `sample_rate` (a windowed-sinc filter,
+            `mmzoo.data.wav.resample`), as it is read; ``False`` makes such a file's row bad instead.
         batch_size: examples per batch; ``None`` for unbatched examples.
         shuffle: shuffle the examples (every epoch); `seed` makes the order repeatable.
         cache: ``"auto"`` keeps decoded, resized images in memory when they take at most 2 GiB; ``True`` or
             ``False`` force it; a string caches to that file prefix (with `subset`, one prefix per subset:
             ``_training`` or ``_validation`` appended).
-        skip_bad_rows: leave out bad rows — a missing or corrupt image, a missing, undecodable or too long
+        skip_bad_rows: leave out bad rows — a missing or corrupt image or WAV file, a missing, undecodable or too long
             (over `MAX_FIELD_CHARS`) value, an unknown label, malformed CSV or JSON — warn
             (`SkippedRowsWarning`) with how many were skipped, and list them in ``DataInfo.skipped``. Problems
             of the whole file (no header, a missing or doubled column, a file that cannot be decoded past some
@@ -135,9 +158,9 @@ def from_csv(
         subset: with `validation_split`: ``"training"``, ``"validation"`` or ``"both"`` (two datasets). The
             validation rows are never shuffled; the vocabulary is the training rows' in every case, and the class
             names are those of all rows.
-        with_info: also return a `DataInfo` (class names, one vocabulary of all text columns, image size, the
-            kind of every feature, number of examples, skipped rows; with `subset`, ``num_examples`` counts the
-            rows returned, the training ones for ``"both"``).
+        with_info: also return a `DataInfo` (class names, one vocabulary of all text columns, image size, sample
+            rate and clip length, the kind of every feature, number of examples, skipped rows; with `subset`,
+            ``num_examples`` counts the rows returned, the training ones for ``"both"``).
 
     Returns:
         the dataset, or ``(dataset, DataInfo)`` when `with_info` is true; with ``subset="both"``,
@@ -147,16 +170,18 @@ def from_csv(
         FileNotFoundError: `path` does not exist.
         DataError: an empty file, a missing or doubled column, a file that cannot be decoded, or (unless
             `skip_bad_rows`) a bad row.
-        ValueError: column arguments that are not names, or name a column twice; an unknown `encoding`.
+        ValueError: column arguments that are not names, or name a column twice; an unknown `encoding`; a
+            `sample_rate` or `num_samples` that is not a positive integer.
     """
     path = _existing_file(path)
-    columns = _resolve_columns(image_column, text_column, label_column)
-    rows = _csv_rows(path, columns, delimiter=delimiter, encoding=encoding)
-    return _load(path, rows, columns=columns,
+    columns = _column_arguments(image_column, text_column, label_column, audio_column)
+    audio = _audio_options(audio_root, sample_rate, num_samples, resample)
+    header, rows = _read_csv(path, delimiter=delimiter, encoding=encoding)
+    return _load(path, header, rows, columns=columns, audio=audio,
                  image_root=image_root, class_names=class_names, image_size=image_size, batch_size=batch_size,
                  shuffle=shuffle, seed=seed, cache=cache, skip_bad_rows=skip_bad_rows, check_images=check_images,
                  max_tokens=max_tokens, drop_remainder=drop_remainder, with_info=with_info,
-                 holdout=_check_holdout(validation_split, subset), all_keys=False)
+                 holdout=_check_holdout(validation_split, subset))
 
 
 def from_jsonl(
@@ -165,9 +190,14 @@ def from_jsonl(
     image_column: str | Sequence[str] | None = "image",
     text_column: str | Sequence[str] | None = "text",
     label_column: str | None = "label",
+    audio_column: str | Sequence[str] | None = "audio",
     image_root: str | os.PathLike | None = None,
+    audio_root: str | os.PathLike | None = None,
     class_names: Sequence[str] | None = None,
     image_size: int | tuple[int, int] | None = None,
+    sample_rate: int | None = None,
+    num_samples: int | None = None,
+    resample: bool = True,
     batch_size: int | None = 32,
     shuffle: bool = False,
     seed: int | None = None,
@@ -183,14 +213,16 @@ def from_jsonl(
 ):
     """Like `from_csv`, for a JSON Lines file: one JSON object per line, e.g.
     ``{"image": "img/0.png", "text": "what color is the circle?", "label": "red"}``. Blank lines are ignored;
-    a line that is not a JSON object is a bad row; `validation_split` and `subset` hold out validation rows."""
+    a line that is not a JSON object is a bad row; `validation_split` and `subset` hold out validation rows. The
+    file's columns are the keys its objects have."""
     path = _existing_file(path)
-    columns = _resolve_columns(image_column, text_column, label_column)
-    return _load(path, _jsonl_rows(path, encoding), columns=columns,
+    columns = _column_arguments(image_column, text_column, label_column, audio_column)
+    audio = _audio_options(audio_root, sample_rate, num_samples, resample)
+    return _load(path, None, list(_jsonl_rows(path, encoding)), columns=columns, audio=audio,
                  image_root=image_root, class_names=class_names, image_size=image_size, batch_size=batch_size,
                  shuffle=shuffle, seed=seed, cache=cache, skip_bad_rows=skip_bad_rows, check_images=check_images,
                  max_tokens=max_tokens, drop_remainder=drop_remainder, with_info=with_info,
-                 holdout=_check_holdout(validation_split, subset), all_keys=True)
+                 holdout=_check_holdout(validation_split, subset))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -271,8 +303,8 @@ def _csv_field_limit(limit):
 
 
 
-def _csv_rows(path, columns, *, delimiter, encoding):
-    """(row, where, record or _BadRow) for each data row of a CSV file; its header checked against `columns`.
+def _read_csv(path, *, delimiter, encoding):
+    """(header, [(row, where, record or _BadRow)] for each data row) of a CSV file.
 
     csv's own limit on a field is raised to the file's size, so that no value is cut and the parser never loses
     its place; `_value` refuses values over MAX_FIELD_CHARS, naming the row and column."""
@@ -281,24 +313,28 @@ def _csv_rows(path, columns, *, delimiter, encoding):
         # skipinitialspace: "a.png, a question" written by hand; a quote after the space still opens a value.
         reader = csv.reader(file, delimiter=delimiter, skipinitialspace=True)
         header = _csv_header(path, reader, encoding)
-        _check_columns(path, header, columns)
-        row = 0
-        while True:
-            first = reader.line_num + 1
-            try:
-                fields = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as e:
-                row += 1
-                yield row, _lines(first, reader.line_num), _BadRow(f"malformed CSV ({e})")
-                continue
-            except UnicodeDecodeError as e:
-                raise _undecodable_file(path, encoding, reader.line_num, e) from None
-            if not any(field.strip() for field in fields):
-                continue  # a blank line, or a spreadsheet's empty row (",,,")
+        return header, list(_csv_rows(path, reader, header, delimiter, encoding))
+
+
+def _csv_rows(path, reader, header, delimiter, encoding):
+    """(row, where, record or _BadRow) for each data row after the header."""
+    row = 0
+    while True:
+        first = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
             row += 1
-            yield row, _lines(first, reader.line_num), _csv_record(header, fields, delimiter, encoding)
+            yield row, _lines(first, reader.line_num), _BadRow(f"malformed CSV ({e})")
+            continue
+        except UnicodeDecodeError as e:
+            raise _undecodable_file(path, encoding, reader.line_num, e) from None
+        if not any(field.strip() for field in fields):
+            continue  # a blank line, or a spreadsheet's empty row (",,,")
+        row += 1
+        yield row, _lines(first, reader.line_num), _csv_record(header, fields, delimiter, encoding)
 
 
 def _lines(first, last) -> str:
@@ -371,22 +407,44 @@ def _existing_file(path) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class _Columns:
-    """Which column feeds which feature: `images` and `texts` map feature keys to column names."""
+    """Which column feeds which feature: `images`, `texts` and `audios` map feature keys to column names."""
 
     images: dict
     texts: dict
     label: str | None
+    audios: dict = dataclasses.field(default_factory=dict)
 
     @property
     def kinds(self) -> dict:
-        return {**{key: "image" for key in self.images}, **{key: "text" for key in self.texts}}
+        return {**{key: "image" for key in self.images}, **{key: "text" for key in self.texts},
+                **{key: "audio" for key in self.audios}}
 
     def by_argument(self):
         """(argument, column) pairs, for messages that tell which argument names a missing column."""
         yield from (("image_column", column) for column in self.images.values())
         yield from (("text_column", column) for column in self.texts.values())
+        yield from (("audio_column", column) for column in self.audios.values())
         if self.label is not None:
             yield "label_column", self.label
+
+
+@dataclasses.dataclass(frozen=True)
+class _ColumnArguments:
+    """The column arguments, checked; which columns they name is known once the file's header is read
+    (`_resolve_columns`): the default audio column is found in the file, and with audio the default image and
+    text columns are read only where the file has them."""
+
+    images: list
+    texts: list
+    audios: list
+    label: str | None
+    lists: bool  # a list was given: every feature is keyed by its column name
+    defaults: frozenset  # the arguments left at their defaults: "image_column", "text_column", "audio_column"
+    received: str = ""  # the arguments as given, for messages
+
+
+DEFAULT_COLUMNS = {"image_column": "image", "text_column": "text", "audio_column": "audio"}
+AUDIO_SUFFIX = ".wav"
 
 
 def _column_names(value, argument) -> list:
@@ -398,22 +456,52 @@ def _column_names(value, argument) -> list:
     return list(names)
 
 
-def _resolve_columns(image_column, text_column, label_column) -> _Columns:
-    images, texts = _column_names(image_column, "image_column"), _column_names(text_column, "text_column")
+def _column_arguments(image_column, text_column, label_column, audio_column="audio") -> _ColumnArguments:
+    given = {"image_column": image_column, "text_column": text_column, "audio_column": audio_column}
+    images, texts, audios = (_column_names(value, argument) for argument, value in given.items())
     if label_column is not None and not (isinstance(label_column, str) and label_column):
         raise ValueError(f"`label_column` must be a column name or None. Received: label_column={label_column!r}")
-    if not images and not texts:
-        raise ValueError("Name at least one image or text column. "
-                         f"Received: image_column={image_column!r}, text_column={text_column!r}")
-    named = images + texts + ([label_column] if label_column is not None else [])
+    if not images and not texts and not audios:
+        raise ValueError("Name at least one image or text column, or an audio column. Received: "
+                         f"image_column={image_column!r}, text_column={text_column!r}, audio_column={audio_column!r}")
+    named = images + texts + audios + ([label_column] if label_column is not None else [])
     twice = sorted({name for name in named if named.count(name) > 1})
     if twice:
         raise ValueError(f"Each column may feed one feature only; {twice} is named more than once. Received: "
-                         f"image_column={image_column!r}, text_column={text_column!r}, label_column={label_column!r}")
-    if isinstance(image_column, (list, tuple)) or isinstance(text_column, (list, tuple)):
-        return _Columns({name: name for name in images}, {name: name for name in texts}, label_column)
-    # One column of each kind: the two-input models' keys, whatever the columns are called.
-    return _Columns({"image": name for name in images}, {"text": name for name in texts}, label_column)
+                         f"image_column={image_column!r}, text_column={text_column!r}, "
+                         f"audio_column={audio_column!r}, label_column={label_column!r}")
+    defaults = frozenset(argument for argument, value in given.items()
+                         if isinstance(value, str) and value == DEFAULT_COLUMNS[argument])
+    lists = any(isinstance(value, (list, tuple)) for value in given.values())
+    received = ", ".join(f"{argument}={value!r}" for argument, value in given.items())
+    return _ColumnArguments(images, texts, audios, label_column, lists, defaults, received)
+
+
+def _is_wav_path(record, column) -> bool:
+    value = record.get(column) if isinstance(record, dict) else None
+    return isinstance(value, str) and value.strip().lower().endswith(AUDIO_SUFFIX)
+
+
+def _resolve_columns(arguments: _ColumnArguments, header, first_record) -> _Columns:
+    """The columns read from a file with `header` (None: not known, e.g. a JSONL file of no JSON object), whose
+    first data row is `first_record`."""
+    images, texts, audios = arguments.images, arguments.texts, arguments.audios
+    if "audio_column" in arguments.defaults and header is not None and "audio" not in header:
+        claimed = set(images + texts + [arguments.label])
+        audios = [name for name in header if name not in claimed and _is_wav_path(first_record, name)]
+    if audios and header is not None:  # the image + text defaults are not asked for in a file with audio
+        if "image_column" in arguments.defaults and "image" not in header:
+            images = []
+        if "text_column" in arguments.defaults and "text" not in header:
+            texts = []
+    if not images and not texts and not audios:
+        raise ValueError("Name at least one image or text column, or an audio column: the file has none named "
+                         f"'audio' or holding .wav paths in its first row. Received: {arguments.received}")
+    if arguments.lists or len(audios) > 1:
+        return _Columns({n: n for n in images}, {n: n for n in texts}, arguments.label, {n: n for n in audios})
+    # One column of each kind: the inputs "image", "text" and "audio", whatever the columns are called.
+    return _Columns({"image": n for n in images}, {"text": n for n in texts}, arguments.label,
+                    {"audio": n for n in audios})
 
 
 def _check_columns(path, header, columns: _Columns):
@@ -495,6 +583,8 @@ class _Row:
     images: dict  # feature key -> absolute image path
     texts: dict  # feature key -> text
     label: str | None
+    audios: dict = dataclasses.field(default_factory=dict)  # feature key -> absolute WAV file path
+    wavs: dict = dataclasses.field(default_factory=dict)  # feature key -> its WavInfo, once checked
 
 
 class _Rejections:
@@ -510,13 +600,20 @@ class _Rejections:
         self.bad.append((row, str(error)))
 
 
-def _parse_row(row, where, record, columns: _Columns, root, known) -> _Row:
-    images = {}
-    for key, column in columns.images.items():
-        image = _value(record, column, "image path").strip()  # "a.png, text" written by hand
-        if not image:
-            raise _BadRow(f"empty image path in column {column!r}", column)
-        images[key] = os.path.normpath(image if os.path.isabs(image) else os.path.join(root, image))
+def _paths(record, columns: dict, root, what) -> dict:
+    """{feature key: absolute path} of the file paths in `columns` ({key: column}), relative to `root`."""
+    paths = {}
+    for key, column in columns.items():
+        path = _value(record, column, f"{what} path").strip()  # "a.png, text" written by hand
+        if not path:
+            raise _BadRow(f"empty {what} path in column {column!r}", column)
+        paths[key] = os.path.normpath(path if os.path.isabs(path) else os.path.join(root, path))
+    return paths
+
+
+def _parse_row(row, where, record, columns: _Columns, roots, known) -> _Row:
+    images = _paths(record, columns.images, roots[0], "image")
+    audios = _paths(record, columns.audios, roots[1], "audio")
     texts = {key: _value(record, column, "text") for key, column in columns.texts.items()}
     label = None
     if columns.label is not None:
@@ -528,16 +625,16 @@ def _parse_row(row, where, record, columns: _Columns, root, known) -> _Row:
             raise _BadRow(f"label {label!r} is not one of the {len(known)} class names {shown}"
                           f"{' ...' if len(known) > 20 else ''} (column {columns.label!r}; pass the training set's class_names)",
                           columns.label)
-    return _Row(row, where, images, texts, label)
+    return _Row(row, where, images, texts, label, audios)
 
 
-def _parse_rows(records, columns, root, known, reject) -> list:
+def _parse_rows(records, columns, roots, known, reject) -> list:
     parsed = []
     for row, where, record in records:
         try:
             if isinstance(record, _BadRow):
                 raise record
-            parsed.append(_parse_row(row, where, record, columns, root, known))
+            parsed.append(_parse_row(row, where, record, columns, roots, known))
         except _BadRow as e:
             reject(row, where, e)
     return parsed
@@ -575,6 +672,76 @@ def _check_image_files(parsed, columns: _Columns, check_images, reject):
     return good, shapes
 
 
+def _checked_wav(full_path: str, column: str):
+    """`mmzoo.data.wav.wav_info` of a WAV file with samples; its refusals as a _BadRow."""
+    where = f"{full_path} (column {column!r})"
+    try:
+        info = wav_info(full_path)
+    except FileNotFoundError:
+        raise _BadRow(f"audio file not found: {where}", column) from None
+    except WavError as e:
+        if e.problem == "empty":
+            raise _BadRow(f"audio file is empty: {where}", column) from None
+        if e.problem == "format":
+            raise _BadRow(f"audio file is corrupt or not a WAV file: {where} {e.reason}", column) from None
+        raise _BadRow(f"audio file {where} {e.reason}", column) from None
+    except OSError as e:
+        raise _BadRow(f"audio file cannot be read: {where}: {e.strerror or e}", column) from None
+    if not info.frames:
+        raise _BadRow(f"audio file has no samples: {where}", column)
+    return info
+
+
+def _check_audio_files(parsed, columns: _Columns, reject) -> list:
+    """The rows whose WAV files are all readable, each with its files' headers in `wavs`."""
+    good = []
+    for row in parsed:
+        try:
+            row.wavs = {key: _checked_wav(row.audios[key], column) for key, column in columns.audios.items()}
+        except _BadRow as e:
+            reject(row.row, row.where, e)
+            continue
+        good.append(row)
+    return good
+
+
+def _audio_format(parsed, columns: _Columns, audio: dict, reject):
+    """(rows, sample rate, clip length) of the audio features: the rate given or the most common one, the length
+    given or the longest clip's at that rate. Without `resample`, a row with a file of another rate is bad."""
+    if not columns.audios:
+        return parsed, None, None
+    rates = [row.wavs[key].sample_rate for row in parsed for key in columns.audios]
+    # most_common: among equally common rates, the first one met
+    rate = audio["sample_rate"] or (collections.Counter(rates).most_common(1)[0][0] if rates else None)
+    if not audio["resample"]:
+        why = "sample_rate" if audio["sample_rate"] else "the most common rate of its files"
+        good = []
+        for row in parsed:
+            other = next((key for key in columns.audios if row.wavs[key].sample_rate != rate), None)
+            if other is None:
+                good.append(row)
+                continue
+            column = columns.audios[other]
+            reject(row.row, row.where, _BadRow(
+                f"audio file {row.audios[other]} (column {column!r}) has a sample rate of "
+                f"{row.wavs[other].sample_rate} Hz; expected {rate} Hz ({why}): convert the file, or pass "
+                "resample=True to resample it as it is read", column))
+        parsed = good
+    lengths = [resampled_length(row.wavs[key].frames, row.wavs[key].sample_rate, rate)
+               for row in parsed for key in columns.audios]
+    return parsed, rate, audio["num_samples"] or max(lengths, default=None)
+
+
+def _audio_options(audio_root, sample_rate, num_samples, resample) -> dict:
+    for argument, value in (("sample_rate", sample_rate), ("num_samples", num_samples)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            raise ValueError(f"`{argument}` must be a positive integer or None. Received: {argument}={value!r}")
+    if not isinstance(resample, bool):
+        raise ValueError(f"`resample` must be True or False. Received: resample={resample!r}")
+    return {"root": audio_root, "sample_rate": None if sample_rate is None else int(sample_rate),
+            "num_samples": None if num_samples is None else int(num_samples), "resample": resample}
+
+
 def _class_ids(parsed, columns: _Columns, known, class_names):
     """(label ids or None, class names): the given names, else the labels found, sorted."""
     if columns.label is None:
@@ -585,20 +752,40 @@ def _class_ids(parsed, columns: _Columns, known, class_names):
     return [known[row.label] for row in parsed], tuple(str(c) for c in class_names)
 
 
-def _dataset(parsed, columns: _Columns, labels, size, deterministic):
-    """Unbatched ``(features, label)`` (or features): image files read, decoded and resized in a parallel map."""
-    sliced = {"features": {**{key: tf.constant([row.images[key] for row in parsed], tf.string) for key in columns.images},
-                           **{key: tf.constant([row.texts[key] for row in parsed], tf.string) for key in columns.texts}}}
+def _dataset(parsed, columns: _Columns, labels, size, clips, deterministic):
+    """Unbatched ``(features, label)`` (or features): image files read, decoded and resized, WAV files read as
+    `clips` = (sample rate, num_samples, resample) says, in a parallel map."""
+    sliced = {"features": {
+        **{key: tf.constant([row.images[key] for row in parsed], tf.string) for key in columns.images},
+        **{key: tf.constant([row.texts[key] for row in parsed], tf.string) for key in columns.texts},
+        **{key: tf.constant([row.audios[key] for row in parsed], tf.string) for key in columns.audios}}}
     if labels is not None:
         sliced["label"] = tf.constant(labels, tf.int64)
 
+    def feature(key, value):
+        if key in columns.images:
+            return resize_image(decode_image(tf.io.read_file(value)), size)
+        if key in columns.audios:
+            return _read_clip(value, *clips)
+        return value
+
     def to_model_inputs(item):
-        features = {key: resize_image(decode_image(tf.io.read_file(value)), size) if key in columns.images else value
-                    for key, value in item["features"].items()}
+        features = {key: feature(key, value) for key, value in item["features"].items()}
         return (features, item["label"]) if "label" in item else features
 
     return tf.data.Dataset.from_tensor_slices(sliced).map(
         to_model_inputs, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+
+
+def _read_clip(path, sample_rate, num_samples, resample):
+    """A WAV file's path (a string tensor) -> float32 ``(num_samples,)``, read by `mmzoo.data.wav.load_clip` (in
+    Python: TensorFlow decodes 16-bit PCM only and cannot resample). The file was checked up front."""
+
+    def read(file):
+        return load_clip(os.fsdecode(file), sample_rate=sample_rate, num_samples=num_samples, resample_rate=resample)
+
+    clip = tf.numpy_function(read, [path], tf.float32, stateful=False)
+    return tf.ensure_shape(clip, (num_samples,))
 
 
 def _common_size(path, shapes):
@@ -618,18 +805,25 @@ def _known_classes(class_names):
     return known
 
 
-def _checked_rows(path, rows: Iterator, *, columns, root, known, skip_bad_rows, check_images, all_keys):
-    """Every good row (parsed, images checked), the skipped rows and the images' sizes."""
+@dataclasses.dataclass
+class _Checked:
+    """What `_checked_rows` finds: the good rows, the skipped ones, the images' sizes, the audio's format."""
+
+    rows: list
+    bad: list
+    shapes: set
+    sample_rate: int | None
+    num_samples: int | None
+
+
+def _checked_rows(path, records, *, columns, roots, known, skip_bad_rows, check_images, audio) -> _Checked:
+    """Every good row (parsed, images and WAV files checked), the skipped rows, the images' sizes and the audio
+    features' rate and length."""
     reject = _Rejections(path, skip_bad_rows)
-    records = list(rows)
-    if not records:
-        raise DataError(f"{path} has no data rows.", path=path)
-    if all_keys:  # JSONL: a key that no row has is a missing column, not a bad row.
-        seen_keys = {key for _, _, record in records if isinstance(record, dict) for key in record}
-        if seen_keys:
-            _check_columns(path, sorted(seen_keys), columns)
-    parsed = _parse_rows(records, columns, root, known, reject)
+    parsed = _parse_rows(records, columns, roots, known, reject)
     parsed, shapes = _check_image_files(parsed, columns, check_images, reject)
+    parsed = _check_audio_files(parsed, columns, reject)
+    parsed, sample_rate, num_samples = _audio_format(parsed, columns, audio, reject)
     bad = sorted(reject.bad)
     if not parsed:
         raise DataError(f"{path}: all {len(records)} rows are bad (first: row {bad[0][0]}: {bad[0][1]}).", path=path)
@@ -637,7 +831,22 @@ def _checked_rows(path, rows: Iterator, *, columns, root, known, skip_bad_rows, 
         reasons = "; ".join(f"row {r}: {why}" for r, why in bad[:3])
         warnings.warn(f"Skipped {len(bad)} of {len(records)} rows of {path}: {reasons}"
                       f"{' ...' if len(bad) > 3 else ''}", SkippedRowsWarning, stacklevel=4)
-    return parsed, bad, shapes
+    return _Checked(parsed, bad, shapes, sample_rate, num_samples)
+
+
+def _file_columns(path, header, records, arguments: _ColumnArguments) -> _Columns:
+    """The columns read from the file: `header` (None for JSONL: the keys its objects have) resolved and
+    checked. A file without data rows is an error, after a missing column."""
+    if header is None:  # JSONL: a key that no row has is a missing column, not a bad row.
+        keys = {key for _, _, record in records if isinstance(record, dict) for key in record}
+        header = sorted(keys) if keys else None
+    first = next((record for _, _, record in records if isinstance(record, dict)), None)
+    columns = _resolve_columns(arguments, header, first)
+    if header is not None:
+        _check_columns(path, header, columns)
+    if not records:
+        raise DataError(f"{path} has no data rows.", path=path)
+    return columns
 
 
 SUBSETS = ("training", "validation", "both")
@@ -671,17 +880,22 @@ def _split_rows(parsed, fraction, seed):
             [row for i, row in enumerate(parsed) if i in validation])
 
 
-def _load(path, rows: Iterator, *, columns: _Columns, image_root, class_names, image_size, batch_size, shuffle, seed,
-          cache, skip_bad_rows, check_images, max_tokens, drop_remainder, with_info, holdout, all_keys):
+def _load(path, header, records, *, columns: _ColumnArguments, audio, image_root, class_names, image_size,
+          batch_size, shuffle, seed, cache, skip_bad_rows, check_images, max_tokens, drop_remainder, with_info,
+          holdout):
     size = _as_size(image_size)
+    columns = _file_columns(path, header, records, columns)
     if columns.images and not check_images and size is None:
         raise ValueError("`image_size` is required with check_images=False (the images are not opened up front).")
-    root = os.fspath(image_root) if image_root is not None else os.path.dirname(os.path.abspath(path))
+    folder = os.path.dirname(os.path.abspath(path))
+    roots = tuple(os.fspath(root) if root is not None else folder for root in (image_root, audio["root"]))
     known = _known_classes(class_names)
-    parsed, bad, shapes = _checked_rows(path, rows, columns=columns, root=root, known=known,
-                                        skip_bad_rows=skip_bad_rows, check_images=check_images, all_keys=all_keys)
+    checked = _checked_rows(path, records, columns=columns, roots=roots, known=known, skip_bad_rows=skip_bad_rows,
+                            check_images=check_images, audio=audio)
+    parsed, bad = checked.rows, checked.bad
     if columns.images and size is None:
-        size = _common_size(path, shapes)
+        size = _common_size(path, checked.shapes)
+    clips = (checked.sample_rate, checked.num_samples, audio["resample"])
     _, class_names = _class_ids(parsed, columns, known, class_names)  # every row's labels, held-out ones too
     known = _known_classes(class_names)
     subsets = {"training": parsed}
@@ -692,12 +906,13 @@ def _load(path, rows: Iterator, *, columns: _Columns, image_root, class_names, i
     def dataset(name):
         rows, shuffled = subsets[name], shuffle and name == "training"
         labels, _ = _class_ids(rows, columns, known, class_names)
-        ds = _dataset(rows, columns, labels, size, deterministic=True if not shuffled or seed is not None else None)
+        ds = _dataset(rows, columns, labels, size, clips,
+                      deterministic=True if not shuffled or seed is not None else None)
         # A cache file prefix of each subset's own: two datasets writing one cache would corrupt it.
         own_cache = f"{cache}_{name}" if isinstance(cache, str) and cache != "auto" and holdout is not None else cache
         return finish(ds, batch_size=batch_size, shuffle=shuffled, cache=own_cache, seed=seed,
                       drop_remainder=drop_remainder, num_examples=len(rows), image_size=size or (0, 0),
-                      num_images=len(columns.images))
+                      num_images=len(columns.images), audio_samples=len(columns.audios) * (checked.num_samples or 0))
 
     datasets = [dataset(name) for name in wanted]
     if not with_info:
@@ -707,5 +922,6 @@ def _load(path, rows: Iterator, *, columns: _Columns, image_root, class_names, i
         name=path, split=None, class_names=class_names,
         vocabulary=adapt_vocabulary(texts, max_tokens=max_tokens) if texts else (), image_size=size,
         num_examples=len(subsets[wanted[0]]), num_skipped=len(bad), skipped=tuple(bad),
-        feature_keys={**columns.images, **columns.texts, "label": columns.label}, input_kinds=columns.kinds)
+        feature_keys={**columns.images, **columns.texts, **columns.audios, "label": columns.label},
+        input_kinds=columns.kinds, sample_rate=checked.sample_rate, num_samples=checked.num_samples)
     return (*datasets, info)
