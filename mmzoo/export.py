@@ -1,10 +1,11 @@
-"""SavedModel export for serving: raw pixels (or encoded image bytes) and strings in, probabilities out, or,
-for a dual encoder, one embedding signature per encoder (for a vector index).
+"""SavedModel export for serving: raw pixels (or encoded image bytes), strings and waveforms (or WAV bytes) in,
+probabilities out, or, for a dual encoder, one embedding signature per encoder (for a vector index).
 
 Layout is TF Serving's `<root>/<name>/<version>/`. Every write goes to a hidden temporary directory beside the
 target and is renamed into place only when complete, so a failed or interrupted export never leaves a partial
 model and never damages an existing version. Beside the SavedModel, `assets.extra/mmzoo.json` (a folder TF
-Serving leaves alone) records each input's kind and image size and the class names, for `ExportedModel`.
+Serving leaves alone) records each input's kind, image size or sampling rate and clip length, and the class names,
+for `ExportedModel`.
 """
 
 import contextlib
@@ -23,9 +24,9 @@ from mmzoo.towers.registry import Modality, get_input_kind
 # The request checks live in mmzoo.serving_checks, shared with the captioner's export; the private names stay
 # for this module's callers.
 from mmzoo.serving_checks import (METADATA_FILE, SERVING_DEFAULT, SERVING_IMAGE_BYTES,  # noqa: F401
-                                  decode_images as _decode_images, empty_batch as _empty, pixel_spec as _pixel_spec,
-                                  served as _served, string_spec as _string_spec,
-                                  to_model_pixels as _to_model_pixels)
+                                  SERVING_WAV_BYTES, WAV_SUFFIX, check_wav_bytes, decode_images as _decode_images,
+                                  decode_wavs, empty_batch as _empty, pixel_spec as _pixel_spec, served as _served,
+                                  string_spec as _string_spec, to_model_pixels as _to_model_pixels, waveform_spec)
 
 SERVING_PRESENCE = "serving_presence"
 EMBED_PREFIX = "embed_"
@@ -44,6 +45,14 @@ def export_model(model, path, *, overwrite=False):
     names, `label`. `serving_image_bytes` takes each image input as encoded JPEG/PNG/GIF/BMP bytes instead
     (`<name>_bytes`, string `[None]`), decoded by `mmzoo.images.decode_image`.
 
+    Audio inputs (docs/audio.md): `serving_default` takes each as float32 waveforms `[None, num_samples]` in
+    [-1, 1] at the model's sampling rate, zero-padded at the end. `serving_wav_bytes` takes each audio input as
+    WAV file bytes instead (`<name>_wav`, string `[None]`; other inputs as in `serving_default`): 16-bit PCM,
+    decoded by `tf.audio.decode_wav`, channels mixed down to mono by their mean, cropped or zero-padded at the
+    end to `num_samples`. TensorFlow has no resampler in the graph, so a file of another sampling rate fails
+    with a message naming the input, the rate received and the rate expected (in the graph, and before it in
+    `ExportedModel`).
+
     Resize policy: pixels of another size than the model's, whether sent to `serving_default` or decoded from
     bytes, are resized inside the graph by `mmzoo.images.resize_image` (bilinear, antialiased, rounded to
     uint8), the function `mmzoo.data` resizes training images with; pixels of the model's size pass unchanged.
@@ -55,8 +64,9 @@ def export_model(model, path, *, overwrite=False):
 
     `model` may also be a dict of encoders, `{"image": image_encoder, "text": text_encoder}` (what a
     `DualEncoder`'s `inference_model` is): each takes one image (H, W, 3) or string input and returns one
-    embedding, and gets a signature `embed_<key>` (uint8 pixels or strings under `<key>`, `embedding` out),
-    plus `embed_<key>_bytes` (encoded images under `<key>_bytes`) for an image encoder, resized as above.
+    embedding, and gets a signature `embed_<key>` (uint8 pixels, strings or waveforms under `<key>`, `embedding`
+    out), plus `embed_<key>_bytes` (encoded images under `<key>_bytes`) for an image encoder, resized as above,
+    and `embed_<key>_wav` (WAV bytes under `<key>_wav`) for an audio encoder, decoded as above.
     `serving_default` is the first of them.
     """
     model = getattr(model, "inference_model", model)
@@ -81,16 +91,23 @@ def export_model(model, path, *, overwrite=False):
 
 
 def _input_specs(model):
-    """{input name: (kind, (height, width) or None)}: from `model.modalities` (mmzoo models), else from a
-    functional model's dict of inputs, each an image (H, W, 3) or a scalar string."""
+    """{input name: (kind, size)}, size being (height, width) for an image, (sample_rate, num_samples) for audio
+    and None for text: from `model.modalities` (mmzoo models), else from a functional model's dict of inputs,
+    each an image (H, W, 3), a scalar string or a waveform (batch, samples) read by a `LogMelSpectrogram`."""
     modalities = getattr(model, "modalities", None)
     if isinstance(modalities, dict) and modalities:
         specs = {}
         for name, modality in modalities.items():
             kind = getattr(modality, "kind", None)
-            if kind not in ("image", "text"):
-                raise ValueError(f"export_model serves image and text inputs. Received: input {name!r} of kind {kind!r}")
-            specs[name] = (kind, _pair(modality.image_size) if kind == "image" else None)
+            if kind == "image":
+                specs[name] = (kind, _pair(modality.image_size))
+            elif kind == "audio":
+                specs[name] = (kind, (int(modality.options["sample_rate"]), int(modality.options["num_samples"])))
+            elif kind == "text":
+                specs[name] = (kind, None)
+            else:
+                raise ValueError("export_model serves image, text and audio inputs. Received: input "
+                                 f"{name!r} of kind {kind!r}")
         return specs
     try:
         structure = model.input
@@ -101,18 +118,31 @@ def _input_specs(model):
             "export_model serves functional models whose inputs are a dict of images (H, W, 3) and scalar "
             f"strings, such as mmzoo.build_model() returns. Received: inputs {structure!r}"
         )
-    return {name: _tensor_spec(tensor, f"input '{name}'") for name, tensor in structure.items()}
+    rates = _audio_rates(model)
+    return {name: _tensor_spec(tensor, f"input '{name}'", rates) for name, tensor in structure.items()}
 
 
-def _tensor_spec(tensor, what):
+def _audio_rates(model):
+    """The sampling rates of the `LogMelSpectrogram` front ends inside `model` (mmzoo's audio towers)."""
+    from mmzoo.towers.audio_features import LogMelSpectrogram
+
+    return sorted({layer.sample_rate for layer in model._flatten_layers(include_self=False, recursive=True)
+                   if isinstance(layer, LogMelSpectrogram)})
+
+
+def _tensor_spec(tensor, what, rates=()):
+    """(kind, size) of one model input; a float (batch, samples) input is audio when the model holds an audio
+    front end of one sampling rate (which a bare tensor does not tell)."""
     shape, dtype = tuple(tensor.shape), tensor.dtype
     if dtype == "string" and len(shape) == 1:
         return "text", None
     if len(shape) == 4 and shape[-1] == 3 and None not in shape[1:]:
         return "image", (int(shape[1]), int(shape[2]))
+    if len(shape) == 2 and shape[1] is not None and "float" in str(dtype) and len(rates) == 1:
+        return "audio", (int(rates[0]), int(shape[1]))
     raise ValueError(
-        f"export_model serves inputs that are images (H, W, 3) or scalar strings. Received: {what} with shape "
-        f"{shape} and dtype {dtype}"
+        f"export_model serves inputs that are images (H, W, 3), scalar strings or waveforms (batch, samples) of "
+        f"an audio tower. Received: {what} with shape {shape} and dtype {dtype}"
     )
 
 
@@ -142,16 +172,23 @@ def _encoder_specs(encoders):
             inputs = outputs = None
         if not inputs or len(inputs) != 1 or not outputs or len(outputs) != 1:
             raise ValueError(
-                "Each encoder of a dict export must be a functional model with one input (an image (H, W, 3) or a "
-                f"scalar string) and one output. Received: model[{key!r}] with inputs {inputs!r}"
+                "Each encoder of a dict export must be a functional model with one input (an image (H, W, 3), a "
+                f"scalar string or a waveform) and one output. Received: model[{key!r}] with inputs {inputs!r}"
             )
-        specs[key] = _tensor_spec(inputs[0], f"model[{key!r}]")
+        specs[key] = _tensor_spec(inputs[0], f"model[{key!r}]", _audio_rates(encoder))
     return specs
 
 
+def _metadata_entry(kind, size):
+    if kind == "image":
+        return {"kind": kind, "image_size": list(size)}
+    if kind == "audio":
+        return {"kind": kind, "sample_rate": size[0], "num_samples": size[1]}
+    return {"kind": kind}
+
+
 def _write_metadata(directory, specs, class_names):
-    inputs = {name: {"kind": kind, **({"image_size": list(size)} if kind == "image" else {})}
-              for name, (kind, size) in specs.items()}
+    inputs = {name: _metadata_entry(kind, size) for name, (kind, size) in specs.items()}
     path = os.path.join(directory, METADATA_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as f:
@@ -171,19 +208,62 @@ def _encoder_endpoints(encoder, key, kind, size):
     """{signature name after `embed_`: (function, input spec)} of one encoder."""
     empty = _empty(encoder.outputs[0].shape)
 
-    def embed(name, kind, prepare):
+    def embed(name, check, prepare):
         def respond(checked):
             return {"embedding": tf.cast(encoder(prepare(checked[name]), training=False), tf.float32)}
 
-        return lambda inputs: _served(inputs, {name: kind}, respond, lambda: {"embedding": empty()})
+        return lambda inputs: _served(inputs, {name: check}, respond, lambda: {"embedding": empty()})
 
-    if kind == "text":
-        return {key: (embed(key, "strings", tf.identity), {key: _string_spec(key)})}
-    name = f"{key}_bytes"
-    return {
-        key: (embed(key, "pixels", lambda pixels: _to_model_pixels(pixels, size)), {key: _pixel_spec(key)}),
-        name: (embed(name, "strings", lambda encoded: _decode_images(encoded, size)), {name: _string_spec(name)}),
-    }
+    endpoints = {}
+    # The plain input, then for an image or audio encoder its encoded form (`<key>_bytes`, `<key>_wav`).
+    for encoded in (None, kind) if kind in _ENCODED else (None,):
+        request_key, check, spec, prepare = _signature_input(key, kind, size, encoded)
+        endpoints[request_key] = (embed(request_key, check, prepare), {request_key: spec})
+    return endpoints
+
+
+# What each kind's encoded form is sent as: the suffix of its request key and the decoder in the graph.
+_ENCODED = {
+    "image": ("_bytes", lambda name, size: lambda encoded: _decode_images(encoded, size)),
+    "audio": (WAV_SUFFIX, lambda name, size: lambda encoded: decode_wavs(encoded, name, *size)),
+}
+
+
+def _signature_input(name, kind, size, encoded=None):
+    """How a signature takes input `name` of `kind`: `(request key, in-graph check kind, tf.TensorSpec, function
+    from the checked request tensor to what the model takes)`. `encoded`: the kind sent encoded (image bytes,
+    WAV bytes) in this signature; other kinds come as `serving_default` takes them."""
+    if kind == encoded:
+        suffix, decoder = _ENCODED[kind]
+        key = f"{name}{suffix}"
+        return key, "strings", _string_spec(key), decoder(key, size)
+    if kind == "image":
+        return name, "pixels", _pixel_spec(name), lambda pixels: _to_model_pixels(pixels, size)
+    if kind == "audio":
+        return name, ("waveforms", size[1]), waveform_spec(name, size[1]), tf.identity
+    return name, "strings", _string_spec(name), tf.identity
+
+
+def _serving_function(specs, outputs, empty, encoded=None, flags=False):
+    """`(function, input signature)` of a classifier's signature over `specs`: `encoded` names the kind sent
+    encoded (None: `serving_default`), `flags` adds a boolean `<name>_present` [None] per input."""
+    entries = {name: _signature_input(name, kind, size, encoded) for name, (kind, size) in specs.items()}
+    flag_keys = [f"{name}_present" for name in specs] if flags else []
+
+    def serve(inputs):
+        kinds = {key: check for key, check, _, _ in entries.values()}
+        kinds.update({flag: "flags" for flag in flag_keys})
+
+        def respond(checked):
+            fed = {name: prepare(checked[key]) for name, (key, _, _, prepare) in entries.items()}
+            fed.update({flag: checked[flag] for flag in flag_keys})
+            return outputs(fed)
+
+        return _served(inputs, kinds, respond, empty)
+
+    signature = {key: spec for key, _, spec, _ in entries.values()}
+    signature.update({flag: tf.TensorSpec([None], tf.bool, name=flag) for flag in flag_keys})
+    return serve, signature
 
 
 def _build_archive(model, specs):
@@ -205,56 +285,21 @@ def _build_archive(model, specs):
             result["label"] = tf.zeros([0], tf.string)
         return result
 
-    def serve(inputs):
-        kinds = {name: "pixels" if kind == "image" else "strings" for name, (kind, _) in specs.items()}
-        return _served(inputs, kinds, lambda checked: outputs({
-            name: _to_model_pixels(checked[name], size) if kind == "image" else checked[name]
-            for name, (kind, size) in specs.items()}), empty)
-
-    def serve_image_bytes(inputs):
-        kinds = {f"{name}_bytes" if kind == "image" else name: "strings" for name, (kind, _) in specs.items()}
-        return _served(inputs, kinds, lambda checked: outputs({
-            name: _decode_images(checked[f"{name}_bytes"], size) if kind == "image" else checked[name]
-            for name, (kind, size) in specs.items()}), empty)
-
     archive = keras.export.ExportArchive()
     archive.track(model)
-    pixel_specs, bytes_specs = {}, {}
-    for name, (kind, _) in specs.items():
-        if kind == "image":
-            pixel_specs[name] = _pixel_spec(name)
-            bytes_specs[f"{name}_bytes"] = _string_spec(f"{name}_bytes")
-        else:
-            pixel_specs[name] = bytes_specs[name] = _string_spec(name)
-    archive.add_endpoint(SERVING_DEFAULT, serve, input_signature=[pixel_specs])
-    if any(kind == "image" for kind, _ in specs.values()):
-        archive.add_endpoint(SERVING_IMAGE_BYTES, serve_image_bytes, input_signature=[bytes_specs])
+    kinds = {kind for kind, _ in specs.values()}
+    for name, encoded in ((SERVING_DEFAULT, None), (SERVING_IMAGE_BYTES, "image"), (SERVING_WAV_BYTES, "audio")):
+        if encoded is None or encoded in kinds:
+            serve, signature = _serving_function(specs, outputs, empty, encoded)
+            archive.add_endpoint(name, serve, input_signature=[signature])
     if getattr(model, "takes_presence", False):
-        _add_presence_endpoint(archive, specs, pixel_specs, outputs, empty)
+        # A signature's inputs are all required (TF Serving refuses a request that leaves one out), so the flags
+        # live in a signature of their own and `serving_default` keeps the inputs its clients send; an absent
+        # input is sent as anything of the right kind (`ExportedModel` sends its kind's placeholder) with its
+        # flag False.
+        serve, signature = _serving_function(specs, outputs, empty, flags=True)
+        archive.add_endpoint(SERVING_PRESENCE, serve, input_signature=[signature])
     return archive
-
-
-def _add_presence_endpoint(archive, specs, pixel_specs, outputs, empty):
-    """`serving_presence`: `serving_default`'s inputs plus a boolean `<name>_present` [None] per input. A
-    signature's inputs are all required (TF Serving refuses a request that leaves one out), so the flags live in
-    a signature of their own and `serving_default` keeps the inputs its clients send; an absent input is sent
-    as anything of the right kind (`ExportedModel` sends its kind's placeholder) with its flag False."""
-    flags = {name: f"{name}_present" for name in specs}
-
-    def serve_presence(inputs):
-        kinds = {name: "pixels" if kind == "image" else "strings" for name, (kind, _) in specs.items()}
-        kinds.update({flag: "flags" for flag in flags.values()})
-
-        def respond(checked):
-            fed = {name: _to_model_pixels(checked[name], size) if kind == "image" else checked[name]
-                   for name, (kind, size) in specs.items()}
-            fed.update({flag: checked[flag] for flag in flags.values()})
-            return outputs(fed)
-
-        return _served(inputs, kinds, respond, empty)
-
-    signature = {**pixel_specs, **{flag: tf.TensorSpec([None], tf.bool, name=flag) for flag in flags.values()}}
-    archive.add_endpoint(SERVING_PRESENCE, serve_presence, input_signature=[signature])
 
 
 @contextlib.contextmanager
@@ -274,16 +319,22 @@ def _portable_recurrent_layers(*models):
             layer.use_cudnn = value
 
 
-def _request_arrays(inputs, specs):
+def _request_arrays(inputs, specs, wav_rates=None):
     """The checked tensors of a request to a signature taking `specs` ({name: tf.TensorSpec}). The signature
     checks the same in its graph; checking here first gives a ValueError that names the input before any
-    TensorFlow op runs, and catches what the graph cannot see (float pixels, numbers sent as text)."""
+    TensorFlow op runs, and catches what the graph cannot see (float pixels, numbers sent as text, int16
+    samples, a WAV file's sampling rate). `wav_rates`: {request key of WAV bytes: the model's sampling rate}."""
+    wav_rates = wav_rates or {}
     arrays = {}
     for name, spec in specs.items():
         if spec.dtype == tf.uint8:
             arrays[name] = _pixels_array(name, inputs[name], spec)
+        elif spec.dtype == tf.string and name in wav_rates:
+            arrays[name] = _wav_array(name, inputs[name], wav_rates[name])
         elif spec.dtype == tf.string:
             arrays[name] = _strings_array(name, inputs[name])
+        elif spec.dtype == tf.float32 and spec.shape.rank == 2:
+            arrays[name] = _waveforms_array(name, inputs[name], spec)
         else:
             arrays[name] = np.asarray(inputs[name])
     sizes = {name: array.shape[0] for name, array in arrays.items() if array.ndim}
@@ -324,6 +375,41 @@ def _pixels_array(name, value, spec):
     return pixels.astype(np.uint8)
 
 
+def _waveforms_array(name, value, spec):
+    """float32 waveforms [batch, num_samples] of finite values in [-1, 1]."""
+    samples = spec.shape[1]
+    expected = f"float32 waveforms of shape [batch, {samples}] in [-1, 1], zero-padded at the end"
+    waveforms = _as_array(name, value, expected)
+    if waveforms.ndim != 2 or (samples is not None and waveforms.shape[1] != samples):
+        hint = (" (one clip: wrap it in a list)" if waveforms.ndim == 1 and waveforms.shape[0] == samples else
+                f" (crop or zero-pad each clip at the end to {samples} samples, e.g. mmzoo.data.wav.fit_length)")
+        raise ValueError(f"Input '{name}' must be {expected}. Received: shape {waveforms.shape}{hint}")
+    if waveforms.dtype.kind in "iu":
+        raise ValueError(f"Input '{name}' must be {expected}. Received: dtype {waveforms.dtype} (integer PCM samples: "
+                         "divide int16 samples by 32768)")
+    if waveforms.dtype.kind != "f":
+        raise ValueError(f"Input '{name}' must be {expected}. Received: dtype {waveforms.dtype}")
+    if not np.all(np.isfinite(waveforms)):
+        raise ValueError(f"Input '{name}' holds NaN or infinite samples; it must be {expected}")
+    if waveforms.size and np.abs(waveforms).max() > 1.0:
+        whole = np.all(np.mod(waveforms, 1) == 0)
+        hint = "integer PCM samples: divide int16 samples by 32768" if whole else "scale or clip them to [-1, 1]"
+        raise ValueError(f"Input '{name}' must be {expected}. Received: values from {waveforms.min()} to "
+                         f"{waveforms.max()} ({hint})")
+    return waveforms.astype(np.float32)
+
+
+def _wav_array(name, value, sample_rate):
+    """WAV file bytes [batch], each checked (`mmzoo.serving_checks.check_wav_bytes`), kept in an object array:
+    numpy's fixed-width bytes drop trailing zero bytes, which end the data of a clip that ends in silence."""
+    if isinstance(value, (bytes, bytearray)):
+        raise ValueError(f"Input '{name}' must be WAV file bytes of shape [batch]. Received: one bytes object "
+                         "(one file: wrap it in a list)")
+    files = list(np.asarray(value, dtype=object).reshape(-1)) if isinstance(value, np.ndarray) else list(value)
+    check_wav_bytes(name, files, sample_rate)
+    return np.array([bytes(data) for data in files] or [], dtype=object)
+
+
 def _strings_array(name, value):
     """Strings (str or bytes) of shape [batch]."""
     strings = _as_array(name, value, "strings of shape [batch]")
@@ -348,10 +434,14 @@ def _plain_request(inputs, names):
 
 
 def _served_modality(name, entry):
-    """The `Modality` an export's metadata entry (`{"kind": ..., "image_size": [h, w]}`) describes, as far as
-    its kind's placeholder needs: name, kind, raw shape and dtype."""
+    """The `Modality` an export's metadata entry (`{"kind": ..., "image_size": [h, w]}`, or `"sample_rate"` and
+    `"num_samples"` for audio) describes, as far as its kind's placeholder needs: name, kind, raw shape and
+    dtype."""
     kind = get_input_kind(entry["kind"])
-    options = types.MappingProxyType({"image_size": int(entry["image_size"][0])} if "image_size" in entry else {})
+    options = {key: value for key, value in entry.items() if key != "kind"}
+    if "image_size" in entry:
+        options["image_size"] = int(entry["image_size"][0])
+    options = types.MappingProxyType(options)
     return Modality(name=name, kind=kind.name, tower=None, backbone_key=name, shape=kind.raw_shape(options),
                     dtype=kind.raw_dtype, options=options)
 
@@ -418,6 +508,11 @@ class ExportedModel:
         """Like calling the model, with encoded images under `<name>_bytes` keys."""
         return self._run(SERVING_IMAGE_BYTES, inputs)
 
+    def predict_wav_bytes(self, inputs):
+        """Like calling the model, with each audio input as a list of WAV file bytes (16-bit PCM at the model's
+        sampling rate, mono or stereo) under `<name>_wav`; other inputs as when calling it."""
+        return self._run(SERVING_WAV_BYTES, inputs)
+
     def input_names(self):
         """Names of the inputs `serving_default` takes, e.g. ("image", "text")."""
         return tuple(sorted(self.signatures[SERVING_DEFAULT].structured_input_signature[1]))
@@ -435,6 +530,13 @@ class ExportedModel:
         specs = self.signatures[SERVING_DEFAULT].structured_input_signature[1]
         return {name: (int(spec.shape[1]), int(spec.shape[2])) for name, spec in specs.items()
                 if spec.dtype == tf.uint8 and spec.shape[1] is not None}
+
+    def audio_inputs(self):
+        """`{audio input (or encoder) name: {"sample_rate": Hz, "num_samples": clip length}}` of the export."""
+        if self.metadata is None:
+            return {}
+        return {name: {"sample_rate": int(spec["sample_rate"]), "num_samples": int(spec["num_samples"])}
+                for name, spec in self.metadata["inputs"].items() if spec["kind"] == "audio"}
 
     def class_names(self):
         """The model's class names (what `label` holds), or None when it has none or the export predates them."""
@@ -466,6 +568,14 @@ class ExportedModel:
         """Embeddings of encoded JPEG/PNG/GIF/BMP images (a list of bytes), resized to the encoder's size."""
         return self.embed("image_bytes", encoded)
 
+    def embed_waveforms(self, waveforms, key="audio"):
+        """Embeddings of waveforms (float32 [N, num_samples]) from the audio encoder `key`."""
+        return self.embed(key, waveforms)
+
+    def embed_wav_bytes(self, files, key="audio"):
+        """Embeddings of WAV files (a list of bytes) from the audio encoder `key`."""
+        return self.embed(f"{key}{WAV_SUFFIX}", files)
+
     def embed_texts(self, texts):
         """Embeddings of texts: a list or array of strings [N]."""
         return self.embed("text", texts)
@@ -482,7 +592,8 @@ class ExportedModel:
         if not isinstance(inputs, dict) or set(inputs) != set(expected):
             got = sorted(inputs) if isinstance(inputs, dict) else type(inputs).__name__
             raise ValueError(f"Expected a dict with keys {sorted(expected)}. Received: {got}")
-        feeds = _request_arrays(inputs, expected)
+        wav_rates = {f"{name}{WAV_SUFFIX}": audio["sample_rate"] for name, audio in self.audio_inputs().items()}
+        feeds = _request_arrays(inputs, expected, wav_rates)
         outputs = {name: value.numpy() for name, value in signature(**feeds).items()}
         if "label" in outputs:  # dtype=str: an empty batch gives an empty array of strings, not of floats
             outputs["label"] = np.array([label.decode("utf-8") for label in outputs["label"]], dtype=str)

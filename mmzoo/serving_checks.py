@@ -1,6 +1,12 @@
-"""Request checks and image decoding shared by every mmzoo SavedModel export (classifiers, encoders, captioners):
-the signatures' input specs, in-graph checks of ranks, channels and batch sizes with one-line messages, an empty
-batch answered without running the model, and encoded images decoded and resized as training data is."""
+"""Request checks and image and WAV decoding shared by every mmzoo SavedModel export (classifiers, encoders,
+captioners): the signatures' input specs, in-graph checks of ranks, channels, clip lengths and batch sizes with
+one-line messages, an empty batch answered without running the model, encoded images decoded and resized as
+training data is, and WAV files decoded, mixed to mono and cut to the model's clip length.
+
+A WAV file's sampling rate is checked twice: `check_wav_bytes` reads its header in Python, so `ExportedModel`
+refuses a request with a ValueError before any graph runs (and names a file that is no WAV at all), and the
+signature's graph asserts it again (`mmzoo.towers.audio_features.decode_wav`), for clients such as TF Serving
+that never run mmzoo's Python."""
 
 import os
 
@@ -10,6 +16,8 @@ from mmzoo.images import decode_image, resize_image
 
 SERVING_DEFAULT = "serving_default"
 SERVING_IMAGE_BYTES = "serving_image_bytes"
+SERVING_WAV_BYTES = "serving_wav_bytes"
+WAV_SUFFIX = "_wav"
 METADATA_FILE = os.path.join("assets.extra", "mmzoo.json")
 
 
@@ -19,6 +27,10 @@ def pixel_spec(name):
 
 def string_spec(name):
     return tf.TensorSpec([None], tf.string, name=name)
+
+
+def waveform_spec(name, num_samples):
+    return tf.TensorSpec([None, int(num_samples)], tf.float32, name=name)
 
 
 def to_model_pixels(pixels, size):
@@ -34,6 +46,39 @@ def decode_images(encoded, size):
 
     pixels = tf.map_fn(decode, encoded, fn_output_signature=tf.TensorSpec([*size, 3], tf.uint8))
     return tf.cast(pixels, tf.float32)
+
+
+def decode_wavs(encoded, name, sample_rate, num_samples):
+    """A batch of WAV files (string [B]) -> float32 waveforms [B, num_samples]: each decoded (16-bit PCM), mixed
+    to mono, cropped or zero-padded at the end; a file of another rate than `sample_rate` fails with a message
+    naming input `name`, the rate received and the rate expected."""
+    from mmzoo.towers.audio_features import decode_wav
+
+    def decode(one):
+        return decode_wav(one, sample_rate, num_samples, name=name)
+
+    return tf.map_fn(decode, encoded, fn_output_signature=tf.TensorSpec([int(num_samples)], tf.float32))
+
+
+def check_wav_bytes(name, files, sample_rate):
+    """Python-side check of the WAV files of input `name` (a sequence of bytes) against the model's
+    `sample_rate`: each must be a 16-bit PCM WAV file of that rate. A one-line ValueError names the input, the
+    example and what is wrong (for a rate: the rate received and the rate expected)."""
+    from mmzoo.towers.audio_features import WavError, read_wav_header
+
+    for index, data in enumerate(files):
+        try:
+            header = read_wav_header(data)
+        except WavError as error:
+            raise ValueError(f"Input '{name}' example {index}: {error}") from None
+        if header["format"] not in (1, 0xFFFE) or header["bits_per_sample"] != 16:
+            raise ValueError(f"Input '{name}' example {index}: a WAV file of {header['bits_per_sample']}-bit samples "
+                             f"(format {header['format']}); the export decodes 16-bit PCM (convert it, e.g. "
+                             "ffmpeg -i IN.wav -c:a pcm_s16le OUT.wav)")
+        if header["sample_rate"] != int(sample_rate):
+            raise ValueError(f"Input '{name}' example {index}: a WAV file sampled at {header['sample_rate']} Hz; the "
+                             f"model takes {int(sample_rate)} Hz audio (resample it first, e.g. with "
+                             "mmzoo.data.wav.load_clip, and send the waveform)")
 
 
 def _runtime_shape(tensor):
@@ -77,21 +122,36 @@ def _string_checks(name, strings):
                     " Received: shape ", _shape_text(shape))]
 
 
+def _waveform_checks(name, waveforms, num_samples):
+    """Assertions that input `name` is a batch of `num_samples`-sample waveforms of finite values."""
+    shape = _runtime_shape(waveforms)
+    sides = tf.concat([shape, tf.fill([2], -1)], 0)[:2]
+    batched = tf.equal(tf.size(shape), 2)
+    expected = f"float32 waveforms of shape [batch, {int(num_samples)}] (zero-padded at the end)."
+    return [
+        _assert(batched & tf.equal(sides[1], int(num_samples)), f"Input {name} must be {expected}",
+                " Received: shape ", _shape_text(shape)),
+        _assert(tf.reduce_all(tf.math.is_finite(waveforms)), f"Input {name} holds NaN or infinite samples."),
+    ]
+
+
 def _flag_checks(name, flags):
     shape = _runtime_shape(flags)
     return [_assert(tf.equal(tf.size(shape), 1), f"Input {name} must be booleans of shape [batch].",
                     " Received: shape ", _shape_text(shape))]
 
 
-_CHECKS = {"pixels": _pixel_checks, "strings": _string_checks, "flags": _flag_checks}
+_CHECKS = {"pixels": _pixel_checks, "strings": _string_checks, "flags": _flag_checks, "waveforms": _waveform_checks}
 
 
 def check_request(inputs, kinds):
     """`inputs` ({name: tensor}) once every check has passed, and their common batch size. `kinds` names each
-    input's kind: "pixels" or "strings". Shapes are checked first (a batch size needs a batch axis), then batch
-    sizes: one image with three texts would otherwise be broadcast to three answers by some fusions."""
+    input's kind: "pixels", "strings", "flags", or `("waveforms", num_samples)`. Shapes are checked first (a
+    batch size needs a batch axis), then batch sizes: one image with three texts would otherwise be broadcast to
+    three answers by some fusions."""
     checks = [check for name, kind in kinds.items()
-              for check in _CHECKS[kind](name, inputs[name])]
+              for check in _CHECKS[kind if isinstance(kind, str) else kind[0]](
+                  name, inputs[name], *(() if isinstance(kind, str) else kind[1:]))]
     with tf.control_dependencies(checks):
         inputs = {name: tf.identity(value) for name, value in inputs.items()}
         batches = {name: tf.shape(value)[0] for name, value in inputs.items()}

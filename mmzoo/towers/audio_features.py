@@ -253,20 +253,30 @@ class WavError(ValueError):
 
 
 def read_wav_header(data):
-    """`{"sample_rate", "channels", "bits_per_sample", "format"}` from WAV file bytes, read in Python (no
-    TensorFlow), so a request or a data row can be refused with a clear message before any graph runs. Raises
-    `WavError` for bytes that are not a RIFF/WAVE file with a `fmt ` chunk."""
+    """`{"format", "channels", "sample_rate", "bits_per_sample", "data_bytes"}` from WAV file bytes, read in Python
+    (no TensorFlow), so a request or a data row can be refused with a clear message before any graph runs.
+    Raises `WavError` for bytes that are not a RIFF/WAVE file with a `fmt ` and a complete `data` chunk."""
     if not isinstance(data, (bytes, bytearray)):
         raise WavError(f"expected the bytes of a WAV file, got {type(data).__name__}")
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
         raise WavError(f"not a WAV file (no RIFF/WAVE header; starts with {bytes(data[:12])!r})")
-    offset = 12
+    header, offset = None, 12
     while offset + 8 <= len(data):
         chunk, size = data[offset:offset + 4], struct.unpack("<I", data[offset + 4:offset + 8])[0]
         if chunk == b"fmt ":
             if size < 16 or offset + 24 > len(data):
                 raise WavError("the WAV file's fmt chunk is cut short")
             fmt, channels, rate, _, _, bits = struct.unpack("<HHIIHH", data[offset + 8:offset + 24])
-            return {"format": fmt, "channels": channels, "sample_rate": rate, "bits_per_sample": bits}
+            header = {"format": fmt, "channels": channels, "sample_rate": rate, "bits_per_sample": bits}
+        elif chunk == b"data":
+            if header is None:
+                raise WavError("the WAV file has no fmt chunk before its data")
+            available = len(data) - offset - 8
+            if size > available:
+                # numpy's fixed-width bytes ('S' arrays) drop trailing zero bytes: the end of a silent tail.
+                raise WavError(f"the WAV file is cut short: its data chunk declares {size} bytes, {available} follow "
+                               "(send files as a list of bytes, not a numpy bytes array, which drops trailing "
+                               "zero bytes)")
+            return {**header, "data_bytes": size}
         offset += 8 + size + (size & 1)
-    raise WavError("the WAV file has no fmt chunk")
+    raise WavError("the WAV file has no fmt chunk" if header is None else "the WAV file has no data chunk")
