@@ -32,6 +32,7 @@ VECTORIZER_NAME = "text_vectorizer"
 _KIND_OPTIONS = {
     "image": ("image_size", "image_weights", "trainable_stages"),
     "text": ("vocabulary", "sequence_length", "embedding_dim", "text_units", "text_token_embeddings"),
+    "audio": ("sample_rate", "num_samples", "mel_bins", "audio_units", "spec_augment"),
 }
 
 
@@ -53,6 +54,11 @@ def build_classifier(
     embedding_dim=128,
     text_units=128,
     text_token_embeddings=False,
+    sample_rate=16000,
+    num_samples=32000,
+    mel_bins=40,
+    audio_units=128,
+    spec_augment=None,
     fusion_units=256,
     fusion_options=None,
     head_hidden_units=None,
@@ -93,7 +99,17 @@ def build_classifier(
         text_units=text_units, text_token_embeddings=text_token_embeddings, fusion_units=fusion_units,
         fusion_options=fusion_options, head_hidden_units=head_hidden_units, dropout=dropout,
         modality_dropout=modality_dropout, modality_dropout_seed=modality_dropout_seed, name=name,
+        **_audio_arguments(towers, sample_rate=sample_rate, num_samples=num_samples, mel_bins=mel_bins,
+                           audio_units=audio_units, spec_augment=spec_augment),
     )
+
+
+def _audio_arguments(towers, **arguments):
+    """The audio builder arguments if an input of `towers` is audio; else none (ignored, as `image_size` is by a
+    model without images), so that the configs of other models stay as earlier versions wrote them."""
+    if any(get_tower(_tower_name(spec), argument=f"towers[{key!r}]").kind == "audio" for key, spec in towers.items()):
+        return arguments
+    return {}
 
 
 def _resolve_towers(towers, image_tower, text_tower):
@@ -136,10 +152,12 @@ class MultimodalClassifier(keras.Model):
                  sequence_length=32, image_weights=None, trainable_stages=None, embedding_dim=128, text_units=128,
                  text_token_embeddings=False, fusion_units=256, fusion_options=None, head_hidden_units=None,
                  dropout=0.1, modality_dropout=None, modality_dropout_seed=None, name="mmzoo_classifier",
-                 **kwargs):
+                 sample_rate=16000, num_samples=32000, mel_bins=40, audio_units=128, spec_augment=None, **kwargs):
+        audio = dict(sample_rate=sample_rate, num_samples=num_samples, mel_bins=mel_bins, audio_units=audio_units,
+                     spec_augment=spec_augment)
         shared = dict(image_size=image_size, image_weights=image_weights, trainable_stages=trainable_stages,
                       vocabulary=vocabulary, sequence_length=sequence_length, embedding_dim=embedding_dim,
-                      text_units=text_units, text_token_embeddings=text_token_embeddings)
+                      text_units=text_units, text_token_embeddings=text_token_embeddings, **audio)
         modalities = _modalities(towers, shared)
         output = _check_fusion(fusion, modalities, text_token_embeddings)
         if not 0.0 <= dropout < 1.0:
@@ -188,6 +206,8 @@ class MultimodalClassifier(keras.Model):
             fusion_units=fusion_units, fusion_options=None if fusion_options is None else dict(fusion_options),
             head_hidden_units=head_hidden_units, dropout=dropout,
         )
+        if any(m.kind == "audio" for m in modalities.values()):  # only then, as for presence below
+            self._config.update(_plain_audio(audio))
         if presence:  # only then, so the configs of other models stay as earlier versions wrote them
             self._config.update({"modality_dropout": _plain(modality_dropout),
                                  "modality_dropout_seed": modality_dropout_seed})
@@ -246,6 +266,14 @@ class MultimodalClassifier(keras.Model):
         """`{image input name: tower model}` (pixels -> pooled features or tokens), sharing weights."""
         prefixes = {key: get_input_kind("image").layer_prefix(m) for key, m in self._modalities.items()
                     if m.kind == "image"}
+        return {key: self._backbone_model.get_layer(prefix) for key, prefix in prefixes.items()}
+
+    @property
+    def audio_towers(self):
+        """`{audio input name: tower model}` (waveform -> pooled features, or `[tokens, token_mask]`), sharing
+        weights."""
+        prefixes = {key: get_input_kind("audio").layer_prefix(m) for key, m in self._modalities.items()
+                    if m.kind == "audio"}
         return {key: self._backbone_model.get_layer(prefix) for key, prefix in prefixes.items()}
 
     @property
@@ -365,6 +393,12 @@ def _all_present(modality, value):
     shape = tf.shape(value)
     # Whatever the kind: the axes before one example's (`modality.shape`) are the batch's.
     return tf.ones(shape[:tf.size(shape) - len(modality.shape)], dtype=tf.bool)
+
+
+def _plain_audio(audio):
+    """The audio builder arguments as a config stores them (a `spec_augment` dict copied)."""
+    spec_augment = audio["spec_augment"]
+    return dict(audio, spec_augment=dict(spec_augment) if isinstance(spec_augment, dict) else spec_augment)
 
 
 def _plain(value):
