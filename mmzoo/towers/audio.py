@@ -83,7 +83,8 @@ def _check_tower(sample_rate, num_samples, mel_bins, frame_length_ms, frame_step
     # The centred STFT reflects fft_length // 2 samples at each end, which needs more samples than that.
     _positive_int("num_samples", num_samples, minimum=fft_length // 2 + 1)
     if isinstance(widths, (str, bytes)) or not isinstance(widths, (list, tuple)) or not widths:
-        raise ValueError(f"`audio_widths` must be a non-empty list of channel counts. Received: audio_widths={widths!r}")
+        raise ValueError("`audio_widths` must be a non-empty list of channel counts. "
+                         f"Received: audio_widths={widths!r}")
     widths = tuple(_positive_int("audio_widths", width) for width in widths)
     _positive_int("audio_time_pools", time_pools, minimum=0)
     if time_pools > len(widths):
