@@ -5,8 +5,8 @@
     result.test_metrics        # {"accuracy": ..., "loss": ...}
     result.paths["keras_model"]
 
-It loads the data (a TFDS name and its splits, a .csv/.jsonl file with any image and text columns, or tf.data
-datasets of raw ``({"image", "text"}, label)`` batches or of other named inputs), makes the `tf.distribute`
+It loads the data (a TFDS name and its splits, a .csv/.jsonl file with any image, text and audio columns, or
+tf.data datasets of raw ``({"image", "text"}, label)`` batches or of other named inputs), makes the `tf.distribute`
 strategy (`mmzoo.distribute`), builds the model (a recipe's towers, or one per input of the data), optionally
 pretrains its image tower on object annotations (`mmzoo.trainers.objects.pretrain_objects`), fits the model's
 numeric backbone on datasets preprocessed in tf.data (`mmzoo.preprocessing.preprocess_dataset`: strings
@@ -29,6 +29,8 @@ from mmzoo.schedules import SCHEDULES, learning_rate_schedule
 
 OWN_DATA_SUFFIXES = (".csv", ".jsonl")
 DEFAULT_COLUMNS = {"image_column": "image", "text_column": "text"}  # the own-data loaders' defaults
+DEFAULT_AUDIO_COLUMN = "audio"  # the loaders' default: the column "audio", or the columns of .wav paths, if any
+AUDIO_OPTIONS = ("sample_rate", "num_samples")  # what an audio input declares and the data decides
 AUTO_OBJECT_EPOCHS = 4  # what object_epochs="auto" means where object pretraining is possible
 AUTO_VALIDATION_FRACTION = 0.1  # of a .csv/.jsonl training file held out when there is no validation file
 TOWER_OUTPUT_CACHE_BYTES = 2 << 30  # held in memory at most: the frozen image towers' outputs for the training data
@@ -165,6 +167,13 @@ def _check_columns(o):
         if value != default and not _is_file_data(o["data"]):
             raise OptionError(argument, value, "goes with .csv/.jsonl data; the features of TFDS data and of "
                               "tf.data datasets are named already")
+    value = o["audio_column"]
+    names = [value] if isinstance(value, str) else value
+    if value is not None and not (isinstance(names, (list, tuple)) and all(isinstance(n, str) and n for n in names)):
+        raise OptionError("audio_column", value, "expected a column name, a list of column names or None")
+    if value != DEFAULT_AUDIO_COLUMN and not _is_file_data(o["data"]):
+        raise OptionError("audio_column", value, "goes with .csv/.jsonl data; the features of TFDS data and of "
+                          "tf.data datasets are named already")
 
 
 def _check_file_options(o):
@@ -208,7 +217,7 @@ def _is_file_data(data):
 def load_data(data, *, validation_data=None, test_data=None, train_split="train", validation_split="validation",
               test_split="test", data_dir=None, batch_size=32, image_size=None, seed=None, class_names=None,
               image_column="image", text_column="text", skip_bad_rows=False, encoding="utf-8",
-              validation_fraction=0.0):
+              validation_fraction=0.0, audio_column="audio", sample_rate=None, num_samples=None):
     """`TrainingData` from a TFDS name, a .csv/.jsonl file or tf.data datasets, as `train` takes them.
 
     A TFDS name loads `train_split` (shuffled with `seed`), `validation_split` and `test_split` (None: none).
@@ -222,6 +231,11 @@ def load_data(data, *, validation_data=None, test_data=None, train_split="train"
     are `validation_data` and `test_data` (`test_data` defaults to `validation_data`). `class_names` fixes the label
     ids of a file (default: its labels, sorted). `skip_bad_rows` and `encoding` go to every file's loader; the
     rows left out are reported in `TrainingData.skipped` (one line per file) instead of as warnings.
+
+    Audio: `audio_column` names the files' WAV columns (`from_csv`'s default finds them). `sample_rate` and
+    `num_samples` (None: the data's own) are what the model declares: a file's clips are resampled and padded to
+    them; TFDS audio is padded to `num_samples`, and keeps its rate (`mmzoo.train` refuses another). Every file
+    and split gets the training data's rate and length.
     """
     import tensorflow as tf
 
@@ -237,15 +251,17 @@ def load_data(data, *, validation_data=None, test_data=None, train_split="train"
     if not isinstance(data, (str, os.PathLike)):
         raise OptionError("data", data, "expected a TFDS name, a .csv/.jsonl file or a tf.data.Dataset")
     if _is_file_data(data):
-        options = dict(image_column=image_column, text_column=text_column, skip_bad_rows=skip_bad_rows,
-                       encoding=encoding)
+        options = dict(image_column=image_column, text_column=text_column, audio_column=audio_column,
+                       skip_bad_rows=skip_bad_rows, encoding=encoding)
         return _load_files(os.fspath(data), validation_data, test_data, batch_size=batch_size, image_size=image_size,
                            seed=seed, class_names=class_names, options=options,
-                           validation_fraction=0.0 if validation_data else validation_fraction)
+                           validation_fraction=0.0 if validation_data else validation_fraction,
+                           audio=dict(sample_rate=sample_rate, num_samples=num_samples))
     import mmzoo.data
 
     common = dict(batch_size=batch_size, image_size=image_size, data_dir=data_dir)
-    train, info = mmzoo.data.load(data, train_split, seed=seed, with_info=True, **common)
+    train, info = mmzoo.data.load(data, train_split, seed=seed, with_info=True, num_samples=num_samples, **common)
+    common["num_samples"] = info.num_samples  # every split padded alike
     validation = mmzoo.data.load(data, validation_split, **common) if validation_split else None
     test = mmzoo.data.load(data, test_split, **common) if test_split else None
     return TrainingData(train, validation, test, info.name, f"{data} {test_split}" if test_split else None, info,
@@ -264,11 +280,12 @@ def _check_batched(argument, dataset):
 
 
 def _load_files(path, validation_path, test_path, *, batch_size, image_size, seed, class_names, options,
-                validation_fraction=0.0):
-    """`options`: the loaders' column, skip_bad_rows and encoding arguments, the same for every file."""
+                validation_fraction=0.0, audio=None):
+    """`options`: the loaders' column, skip_bad_rows and encoding arguments, the same for every file; `audio`:
+    the sample_rate and num_samples to load the training file's audio at (None: its own)."""
     skipped = []
     common = dict(image_size=image_size, batch_size=batch_size, seed=seed, class_names=class_names,
-                  with_info=True, skipped=skipped, **options)
+                  with_info=True, skipped=skipped, **(audio or {}), **options)
     validation = test = None
     if validation_fraction:
         train, validation, info = load_file(path, shuffle=True, validation_split=validation_fraction, subset="both",
@@ -276,9 +293,9 @@ def _load_files(path, validation_path, test_path, *, batch_size, image_size, see
         validation_path = f"validation rows: {validation_fraction:.0%} of {path} held out"
     else:
         train, info = load_file(path, shuffle=True, **common)
-    # The training file's classes and image size: every file feeds the same model.
+    # The training file's classes, image size and audio format: every file feeds the same model.
     common = dict(image_size=image_size or info.image_size, batch_size=batch_size, class_names=list(info.class_names),
-                  skipped=skipped, **options)
+                  skipped=skipped, sample_rate=info.sample_rate, num_samples=info.num_samples, **options)
     if validation is None and validation_path:
         validation = load_file(validation_path, **common)
     if test_path:
@@ -349,7 +366,8 @@ def resolve_object_epochs(object_epochs, model, data, *, data_dir=None, multi_wo
 
 
 def train(model, data, *, validation_data=None, test_data=None, train_split="train", validation_split="validation",
-          test_split="test", data_dir=None, image_column="image", text_column="text", skip_bad_rows=False,
+          test_split="test", data_dir=None, image_column="image", text_column="text", audio_column="audio",
+          skip_bad_rows=False,
           encoding="utf-8", epochs="auto", patience="auto", validation_fraction="auto", batch_size=32,
           image_size=None, learning_rate=1e-3,
           schedule="constant", seed=0, strategy="default", object_epochs=0, train_image_tower=False, init=None,
@@ -366,6 +384,12 @@ def train(model, data, *, validation_data=None, test_data=None, train_split="tra
         image_column, text_column: the columns of .csv/.jsonl files (every file), as `mmzoo.data.from_csv` takes
             them: one name each gives the inputs ``"image"`` and ``"text"``; lists (``["front", "side"]``) give
             inputs named after their columns, for a model with those inputs (`model_options`' ``towers``).
+        audio_column: the WAV columns of .csv/.jsonl files (`mmzoo.data.from_csv`'s default: the column "audio",
+            else the columns of .wav paths; with audio, absent default image and text columns are not asked
+            for). An audio input's ``sample_rate`` and ``num_samples`` come from the data, as the image size
+            does: a recipe is built with the data's (the training file's most common rate and longest clip, or
+            a TFDS feature's rate and declared length); a built model's, or ones given in `model_options`, are
+            what a file's clips are resampled and padded to, and TFDS audio of another rate is an `OptionError`.
         skip_bad_rows, encoding: for every .csv/.jsonl file, as `mmzoo.data.from_csv` takes them: leave out bad
             rows (how many is printed, one line per file) instead of raising; the files' text encoding (the
             default reads UTF-8 with or without a byte-order mark).
@@ -451,7 +475,9 @@ class _Training:
             validation_split=o["validation_split"], test_split=o["test_split"], data_dir=o["data_dir"],
             batch_size=o["batch_size"], image_size=self.image_size, seed=o["seed"], class_names=self.class_names,
             image_column=o["image_column"], text_column=o["text_column"], skip_bad_rows=o["skip_bad_rows"],
-            encoding=o["encoding"], validation_fraction=o["validation_fraction"])
+            encoding=o["encoding"], validation_fraction=o["validation_fraction"], audio_column=o["audio_column"],
+            **self.audio)
+        self._check_audio()
         self._resolve_run_length()
         for line in self.data.skipped:
             if o["quiet"]:
@@ -472,6 +498,22 @@ class _Training:
         paths["plot"] = self._plot(log)
         self._summary(started, log, test_metrics, paths)
         return TrainResult(model, log, test_metrics, paths)
+
+    def _check_audio(self):
+        """The audio the model declares is the data's: one line now, naming the option, rather than a model that
+        hears its data at the wrong speed. A file's clips were loaded at the declared rate and length already;
+        TFDS audio cannot be resampled, and a tf.data dataset's clips are as the user made them."""
+        declared, info, source = self.audio, self.data.info, self.audio_source
+        data = {"sample_rate": info.sample_rate if info is not None else None,
+                "num_samples": info.num_samples if info is not None else _audio_length(self.data.train.element_spec[0])}
+        value, whose = (self.name, f"model {self.name!r} declares") if source == "model" else (
+            self.o["model_options"], "model_options declare")
+        fix = "build the model with" if source == "model" else "leave out, or set,"
+        for option, unit, why in (("sample_rate", " Hz", "TFDS audio cannot be resampled"),
+                                  ("num_samples", " samples", "pad or crop the dataset's clips")):
+            if declared.get(option) and data[option] and declared[option] != data[option]:
+                raise OptionError(source, value, f"{whose} {option}={declared[option]} for its audio; the data's "
+                                  f"audio has {data[option]}{unit} ({why}): {fix} {option}={data[option]}")
 
     def _resolve_run_length(self):
         """`epochs` and `patience` with "auto" resolved for this data (`mmzoo.run_length`)."""
@@ -503,6 +545,8 @@ class _Training:
             # Class names given for the model also fix the label ids of .csv/.jsonl data.
             self.name, self.image_size = model, self.o["image_size"]
             self.class_names = (self.o["model_options"] or {}).get("class_names")
+            self.audio_source = "model_options"
+            self.audio = _declared_audio(_option_audio(self.o["model_options"] or {}), self.audio_source)
         elif isinstance(model, keras.Model):
             sizes = {m.image_size for m in getattr(model, "modalities", {}).values() if m.kind == "image"}
             # Image inputs of several sizes: the data keeps its own size, and each input's pipeline step resizes it
@@ -516,6 +560,8 @@ class _Training:
                     raise OptionError(argument, self.o[argument], "goes with a recipe name, not a built model")
             self.name, self.image_size = model.name, self.o["image_size"] or size
             self.class_names = getattr(model, "class_names", None)
+            self.audio_source = "model"
+            self.audio = _declared_audio(_model_audio(model), self.audio_source)
         else:
             raise OptionError("model", model, "expected a recipe name (mmzoo.list_models()) or a built classifier")
 
@@ -562,6 +608,10 @@ class _Training:
             size = _image_size(self.data.train.element_spec[0])
             if size is not None:
                 options["image_size"] = size
+        if _builds_audio(self.o["model"], model_options):  # build_classifier refuses audio options without audio
+            audio = info.audio_options() if info is not None else {
+                "num_samples": _audio_length(self.data.train.element_spec[0])}
+            options.update({key: value for key, value in audio.items() if value is not None})
         return {**options, **_recipe_overrides(self.o["model"], model_options)}
 
     def _check_inputs(self, model):
@@ -610,6 +660,10 @@ class _Training:
         if size is not None:
             height, width = (size, size) if isinstance(size, int) else size
             described.append(f"{height} px" if height == width else f"{height}x{width} px")
+        audio = _model_audio(model)
+        if audio:
+            rate, length = audio["sample_rate"][0], audio["num_samples"][0]
+            described.append(f"{rate} Hz audio, {length / rate:.2f} s clips")
         self.say(
             f"Training {self.name} on {data.name}" + (f" ({', '.join(described)})" if described else "")
             + f" for {o['epochs']} epochs" + (f" at most (early stopping, patience {o['patience']})"
@@ -834,10 +888,73 @@ def _tower_name(spec):
 
 
 def _data_input_kinds(data):
-    """`{input name: "image" | "text" | None (not known)}` of the features `data` yields."""
+    """`{input name: "image" | "text" | "audio" | None (not known)}` of the features `data` yields; in a
+    tf.data dataset, strings are texts and float (batch, samples) features audio."""
     if data.info is not None:
         return dict(data.info.input_kinds)
-    return {key: "text" if spec.dtype.name == "string" else None for key, spec in data.train.element_spec[0].items()}
+    return {key: "text" if spec.dtype.name == "string" else "audio" if _is_audio_spec(spec) else None
+            for key, spec in data.train.element_spec[0].items()}
+
+
+def _is_audio_spec(spec):
+    return spec.shape.rank == 2 and spec.dtype.is_floating
+
+
+def _audio_length(features_spec):
+    """The clip length (samples) of the first audio feature of a dataset's spec, or None."""
+    for spec in features_spec.values():
+        if _is_audio_spec(spec) and spec.shape[1] is not None:
+            return int(spec.shape[1])
+    return None
+
+
+def _model_audio(model):
+    """`{option: [values]}` of the audio inputs of a built model (AUDIO_OPTIONS), in input order."""
+    values = {}
+    for modality in getattr(model, "modalities", {}).values():
+        if modality.kind == "audio":
+            for option in AUDIO_OPTIONS:
+                values.setdefault(option, []).append(modality.options[option])
+    return values
+
+
+def _option_audio(model_options):
+    """`{option: [values]}` of the audio options `model_options` sets: for every audio input (``sample_rate=``,
+    ``num_samples=``) or for one (a ``towers`` entry ``{"tower": "mel_cnn", "sample_rate": 8000}``)."""
+    values = {option: [model_options[option]] for option in AUDIO_OPTIONS if model_options.get(option) is not None}
+    towers = model_options.get("towers")
+    for spec in towers.values() if isinstance(towers, dict) else ():
+        for option in AUDIO_OPTIONS if isinstance(spec, dict) else ():
+            if spec.get(option) is not None:
+                values.setdefault(option, []).append(spec[option])
+    return values
+
+
+def _declared_audio(values, argument):
+    """{"sample_rate", "num_samples"} the model declares (as the data must have them; absent: the data's own),
+    from `{option: [values]}`. The data has one rate: inputs declaring different ones are refused; clips are
+    padded to the longest declared length (each input crops its own)."""
+    rates = sorted(set(values.get("sample_rate", [])))
+    if len(rates) > 1:
+        raise OptionError(argument, rates, "audio inputs of different sample rates; the data's audio has one rate")
+    declared = {"sample_rate": rates[0]} if rates else {}
+    if values.get("num_samples"):
+        declared["num_samples"] = max(values["num_samples"])
+    return declared
+
+
+def _builds_audio(recipe, model_options):
+    """Whether recipe `recipe` with `model_options` builds a model with an audio input."""
+    if not isinstance(recipe, str):
+        return False
+    from mmzoo.recipes import get_recipe
+    from mmzoo.towers import get_tower
+
+    towers = model_options.get("towers") or get_recipe(recipe).get("towers") or {}
+    try:
+        return any(get_tower(_tower_name(spec)).kind == "audio" for spec in towers.values())
+    except (ValueError, AttributeError):  # not towers build_model takes: it says so itself
+        return False
 
 
 def _describe_inputs(kinds):

@@ -316,3 +316,129 @@ def test_validation_split_shares_the_audio_format(clips):
     train, val, info = from_csv(_write_csv(root / "v.csv", ("audio", "label"), rows), validation_split=0.5,
                                 subset="both", seed=0, with_info=True)
     assert train.element_spec[0] == val.element_spec[0] == {"audio": tf.TensorSpec((None, 2000), tf.float32)}
+
+
+# --- TFDS audio ----------------------------------------------------------------------------------------------
+
+
+class MmzooTestAudioDataset(tfds.core.GeneratorBasedBuilder):
+    """A user's TFDS dataset with audio: stereo int16 clips of varying length under another name, no image."""
+
+    VERSION = tfds.core.Version("0.1.0")
+    pkg_dir_path = epath.Path(__file__).parent  # tests/ is not a package, where TFDS looks for metadata
+
+    def _info(self):
+        return self.dataset_info_from_configs(features=tfds.features.FeaturesDict({
+            "recording": tfds.features.Audio(shape=(None, 2), dtype=np.int16, sample_rate=RATE),
+            "text": tfds.features.Text(),
+            "label": tfds.features.ClassLabel(names=["low", "high"]),
+        }))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(4)}
+
+    def _generate_examples(self, n):
+        for i in range(n):
+            yield i, {"recording": _stereo_clip(i), "text": f"clip {i}", "label": i % 2}
+
+
+def _stereo_clip(i):
+    return (np.arange(300 + 100 * i)[:, None] * [7, -5] % 20000 - 10000).astype(np.int16)
+
+
+def test_tfds_audio_is_float_mono_padded_and_declared(tmp_path):
+    ds, info = mmzoo.data.load("mmzoo_test_audio_dataset", "train", data_dir=str(tmp_path), batch_size=None,
+                               shuffle=False, with_info=True)
+    assert ds.element_spec[0] == {"text": tf.TensorSpec((), tf.string), "audio": tf.TensorSpec((600,), tf.float32)}
+    assert (info.sample_rate, info.num_samples, info.image_size) == (RATE, 600, None)  # the longest clip
+    assert dict(info.input_kinds) == {"text": "text", "audio": "audio"} and info.feature_keys["audio"] == "recording"
+    by_text = {features["text"].decode(): features["audio"] for features, _ in ds.as_numpy_iterator()}
+    for i in range(4):
+        want = _stereo_clip(i).astype(np.float32).mean(axis=1) / 32768
+        np.testing.assert_allclose(by_text[f"clip {i}"][:len(want)], want, atol=1e-7)
+        assert not by_text[f"clip {i}"][len(want):].any()
+    ds = mmzoo.data.load("mmzoo_test_audio_dataset", "train", data_dir=str(tmp_path), num_samples=350,
+                         feature_keys={"text": None}, batch_size=2)
+    assert ds.element_spec[0] == {"audio": tf.TensorSpec((None, 350), tf.float32)}
+    with pytest.raises(ValueError, match=r"no feature 'image' for the image"):
+        mmzoo.data.load("mmzoo_test_audio_dataset", "train", data_dir=str(tmp_path), feature_keys={"image": "image"})
+
+
+def test_bundled_spoken_questions_load_with_their_declared_format(tmp_path):
+    from mmzoo.data import shapes
+    from mmzoo.data.speech import waveform_features
+
+    config = shapes.shapes_config("vqa_spoken", num_train=4, num_validation=2, num_test=2)
+    ds, info = mmzoo.data.load("mmzoo_shapes", "test", config=config, data_dir=str(tmp_path), batch_size=None,
+                               with_info=True)
+    length = shapes.SPEECH_NUM_SAMPLES["vqa_spoken"]
+    assert ds.element_spec[0]["audio"] == tf.TensorSpec((length,), tf.float32)
+    assert sorted(ds.element_spec[0]) == ["audio", "image", "text"]
+    assert (info.sample_rate, info.num_samples) == (shapes.SPEECH_SAMPLE_RATE, length)
+    by_text = {features["text"]: features["audio"] for features, _ in ds.as_numpy_iterator()}
+    example = shapes.generate_example("vqa_spoken", "test", 0)
+    np.testing.assert_array_equal(by_text[example["text"].encode()], waveform_features(example["speech"], length))
+
+
+# --- mmzoo.train ---------------------------------------------------------------------------------------------
+
+
+def _audio_csv(root, columns=("audio", "label"), rows=8, rate=RATE, seconds=0.25):
+    """A CSV of `columns` (audio, and image or text, and label): high or low tones, the label says which."""
+    (root / "wav").mkdir(exist_ok=True)
+    (root / "im.png").write_bytes(tf.io.encode_png(np.zeros((16, 16, 3), np.uint8)).numpy())
+    lines = []
+    for i in range(rows):
+        _write_wav16(root / "wav" / f"t{i}.wav", _tone(1500 if i % 2 else 300, seconds, rate, phase=i), rate)
+        values = {"audio": f"wav/t{i}.wav", "label": "high" if i % 2 else "low", "image": "im.png",
+                  "text": "a high tone" if i % 2 else "a low tone"}
+        lines.append(tuple(values[column] for column in columns))
+    return _write_csv(root / "data.csv", columns, lines)
+
+
+@pytest.mark.parametrize("towers", [
+    {"audio": "mel_cnn"},
+    pytest.param({"text": "gru", "audio": "mel_crnn"}, marks=pytest.mark.slow),  # ~12 s each
+    pytest.param({"image": "small_cnn", "audio": "mel_cnn"}, marks=pytest.mark.slow)])
+def test_train_infers_the_audio_input_from_a_csv(tmp_path, capsys, towers):
+    path = _audio_csv(tmp_path, (*towers, "label"))
+    options = {"towers": towers, **({"fusion": "concat"} if len(towers) > 1 else {})}
+    result = mmzoo.train("small_cnn_lstm_concat", path, model_options=options, epochs=1, batch_size=4,
+                         output_dir=tmp_path / "run", verbose=0)
+    modality = result.model.modalities["audio"]
+    assert (modality.kind, modality.tower) == ("audio", towers["audio"])
+    assert (modality.options["sample_rate"], modality.options["num_samples"]) == (RATE, 2000)
+    assert "8000 Hz audio, 0.25 s clips" in capsys.readouterr().out
+    assert len(result.history) == 1 and np.isfinite(result.history[0]["loss"])
+
+
+def test_a_built_models_audio_format_is_applied_or_refused(tmp_path):
+    from mmzoo.training import OptionError
+
+    path = _audio_csv(tmp_path, ("image", "audio", "label"))  # 8 kHz files
+    model = mmzoo.build_classifier(towers={"image": "small_cnn", "audio": "mel_cnn"}, fusion="concat",
+                                   num_classes=2, class_names=["high", "low"], image_size=16, sample_rate=16000,
+                                   num_samples=3000)
+    data = mmzoo.training.load_data(path, sample_rate=16000, num_samples=3000, batch_size=4)
+    assert data.train.element_spec[0]["audio"] == tf.TensorSpec((None, 3000), tf.float32)
+    assert data.info.sample_rate == 16000  # resampled to the model's rate
+    clips = tf.data.Dataset.from_tensor_slices(({"image": np.zeros((2, 16, 16, 3), np.uint8),
+                                                 "audio": np.zeros((2, 2000), np.float32)}, [0, 1])).batch(2)
+    with pytest.raises(OptionError, match=r"model=.*declares num_samples=3000 for its audio; the data's audio has "
+                                          r"2000 samples \(pad or crop the dataset's clips\): build the model with "
+                                          r"num_samples=2000"):
+        mmzoo.train(model, clips, epochs=1, output_dir=tmp_path / "x", verbose=0, quiet=True)
+    with pytest.raises(OptionError, match=r"model_options=.*declare sample_rate=16000 for its audio; the data's audio "
+                                          r"has 8000 Hz \(TFDS audio cannot be resampled\): leave out, or set, "
+                                          r"sample_rate=8000"):
+        mmzoo.train("small_cnn_lstm_concat", "mmzoo_test_audio_dataset", data_dir=str(tmp_path / "tfds"),
+                    validation_split=None, test_split=None,
+                    model_options={"towers": {"text": "gru", "audio": "mel_cnn"}, "sample_rate": 16000},
+                    epochs=1, output_dir=tmp_path / "y", verbose=0, quiet=True)
+
+
+def test_the_default_audio_column_yields_to_a_column_named_otherwise(clips):
+    root, _ = clips
+    path = _write_csv(root / "y.csv", ("audio", "label"), [("a spoken word", "x")])
+    ds, info = from_csv(path, image_column=None, text_column="audio", batch_size=1, with_info=True)
+    assert dict(info.input_kinds) == {"text": "text"} and info.sample_rate is None

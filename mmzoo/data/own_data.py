@@ -464,14 +464,16 @@ def _column_arguments(image_column, text_column, label_column, audio_column="aud
     if not images and not texts and not audios:
         raise ValueError("Name at least one image or text column, or an audio column. Received: "
                          f"image_column={image_column!r}, text_column={text_column!r}, audio_column={audio_column!r}")
-    named = images + texts + audios + ([label_column] if label_column is not None else [])
+    defaults = frozenset(argument for argument, value in given.items()
+                         if isinstance(value, str) and value == DEFAULT_COLUMNS[argument])
+    # The default audio column yields to a column another argument names (`_resolve_columns`).
+    named = images + texts + ([] if "audio_column" in defaults else audios) + (
+        [label_column] if label_column is not None else [])
     twice = sorted({name for name in named if named.count(name) > 1})
     if twice:
         raise ValueError(f"Each column may feed one feature only; {twice} is named more than once. Received: "
                          f"image_column={image_column!r}, text_column={text_column!r}, "
                          f"audio_column={audio_column!r}, label_column={label_column!r}")
-    defaults = frozenset(argument for argument, value in given.items()
-                         if isinstance(value, str) and value == DEFAULT_COLUMNS[argument])
     lists = any(isinstance(value, (list, tuple)) for value in given.values())
     received = ", ".join(f"{argument}={value!r}" for argument, value in given.items())
     return _ColumnArguments(images, texts, audios, label_column, lists, defaults, received)
@@ -486,9 +488,12 @@ def _resolve_columns(arguments: _ColumnArguments, header, first_record) -> _Colu
     """The columns read from a file with `header` (None: not known, e.g. a JSONL file of no JSON object), whose
     first data row is `first_record`."""
     images, texts, audios = arguments.images, arguments.texts, arguments.audios
-    if "audio_column" in arguments.defaults and header is not None and "audio" not in header:
-        claimed = set(images + texts + [arguments.label])
-        audios = [name for name in header if name not in claimed and _is_wav_path(first_record, name)]
+    claimed = set(images + texts + [arguments.label])
+    if "audio_column" in arguments.defaults and header is not None:  # the column "audio", else .wav paths
+        audios = ["audio"] if "audio" in header and "audio" not in claimed else [
+            name for name in header if name not in claimed and _is_wav_path(first_record, name)]
+    elif "audio_column" in arguments.defaults and "audio" in claimed:
+        audios = []
     if audios and header is not None:  # the image + text defaults are not asked for in a file with audio
         if "image_column" in arguments.defaults and "image" not in header:
             images = []
@@ -777,6 +782,7 @@ def _dataset(parsed, columns: _Columns, labels, size, clips, deterministic):
         to_model_inputs, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
 
 
+@tf.autograph.experimental.do_not_convert  # plain TensorFlow ops: nothing for autograph to convert
 def _read_clip(path, sample_rate, num_samples, resample):
     """A WAV file's path (a string tensor) -> float32 ``(num_samples,)``, read by `mmzoo.data.wav.load_clip` (in
     Python: TensorFlow decodes 16-bit PCM only and cannot resample). The file was checked up front."""
