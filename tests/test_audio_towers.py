@@ -71,6 +71,12 @@ def test_normalisation_is_per_example_over_valid_frames_and_ignores_padding():
     np.testing.assert_allclose(layer(longer).numpy()[0, :valid], features[:valid], atol=1e-5)
 
 
+def test_a_change_of_gain_leaves_the_features_nearly_unchanged():
+    layer = LogMelSpectrogram(sample_rate=RATE, mel_bins=16)
+    loud = clips([3000], seed=4)
+    np.testing.assert_allclose(layer(loud * 0.25).numpy(), layer(loud).numpy(), atol=1e-3)
+
+
 def test_a_clips_features_do_not_depend_on_its_batch():
     quiet = clips([1500], seed=2, amplitude=0.01)
     batch = np.concatenate([clips([SAMPLES], seed=3, amplitude=1.0), quiet, np.zeros((1, SAMPLES), np.float32)])
