@@ -146,6 +146,20 @@ def test_resampling_keeps_the_sound_and_removes_what_the_new_rate_cannot_hold():
     assert np.array_equal(resample(tone, 8000, 8000), tone)
 
 
+def test_both_resampling_paths_agree(monkeypatch):
+    """Small rate ratios loop over the filter's phases; others (44101 -> 16000: 16000 phases) gather windows."""
+    import mmzoo.data.wav as wav
+
+    noise = np.random.default_rng(0).uniform(-0.5, 0.5, 3000).astype(np.float32)
+    looped = [resample(noise, 44100, 16000), resample(noise, 8000, 11025)]
+    monkeypatch.setattr(wav, "_MAX_PHASE_LOOP", 0)
+    np.testing.assert_allclose(resample(noise, 44100, 16000), looped[0], atol=1e-6)
+    np.testing.assert_allclose(resample(noise, 8000, 11025), looped[1], atol=1e-6)
+    tone = _tone(440, 0.25, 44101)
+    got = resample(tone, 44101, 16000)
+    np.testing.assert_allclose(got[300:-300], _tone(440, len(got) / 16000, 16000)[300:-300], atol=1e-4)
+
+
 def test_load_clip_mixes_down_resamples_and_fits_length(tmp_path):
     left, right = _tone(300), _tone(500)
     path = _write_wav16(tmp_path / "st.wav", np.stack([left, right], axis=1))

@@ -169,25 +169,34 @@ ZERO_CROSSINGS = 24
 ROLLOFF = 0.95
 KAISER_BETA = 8.6
 _CHUNK = 1 << 16  # output samples resampled at a time: bounds the (chunk, taps) gather in memory
+_MAX_PHASE_LOOP = 1024  # phases looped over in Python; past it, outputs are gathered (see `resample`)
 
 
 def resample(waveform: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
     """A mono float waveform at `source_rate` -> the same sound at `target_rate` (float32, clipped to [-1, 1],
-    `resampled_length` samples): band-limited interpolation with a windowed-sinc filter (a polyphase filter bank
-    of one phase per distinct fractional position, so each output sample is one dot product)."""
+    `resampled_length` samples): band-limited interpolation with a windowed-sinc filter, as a polyphase filter
+    bank of one phase per distinct fractional position, so each output sample is one dot product."""
     waveform = np.asarray(waveform, np.float32)
     if source_rate == target_rate:
         return waveform.copy()
     up, down = _ratio(source_rate, target_rate)
     bank, half = _filter_bank(up, down)
     total = resampled_length(len(waveform), source_rate, target_rate)
-    padded = np.concatenate([np.zeros(half, np.float32), waveform, np.zeros(half + 2, np.float32)])
-    taps = np.arange(-half, half + 2)
+    padded = np.concatenate([np.zeros(half, np.float32), waveform, np.zeros(half + 2 + down, np.float32)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, bank.shape[1])  # a view: window i starts at i
     out = np.empty(total, np.float32)
-    for start in range(0, total, _CHUNK):
-        n = np.arange(start, min(total, start + _CHUNK), dtype=np.int64)
-        base, phase = np.divmod(n * down, up)  # output n sits at input position base + phase / up
-        out[start:start + len(n)] = np.einsum("nk,nk->n", padded[base[:, None] + taps + half], bank[phase])
+    if up <= _MAX_PHASE_LOOP:
+        # Output n = r + m * up sits at input position (r * down) // up + m * down, always at the same phase:
+        # each residue r is one matrix-vector product over every down-th window.
+        for r in range(min(up, total)):
+            base, phase = divmod(r * down, up)
+            count = len(range(r, total, up))
+            out[r::up] = windows[base:base + count * down:down] @ bank[phase]
+    else:  # rates without a small common ratio (44101 -> 16000): gather each output's window and phase
+        for start in range(0, total, _CHUNK):
+            n = np.arange(start, min(total, start + _CHUNK), dtype=np.int64)
+            base, phase = np.divmod(n * down, up)  # output n sits at input position base + phase / up
+            out[start:start + len(n)] = np.einsum("nk,nk->n", windows[base], bank[phase])
     return np.clip(out, -1.0, 1.0)
 
 
