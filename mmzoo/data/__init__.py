@@ -6,7 +6,9 @@ works afterwards.
     ds, info = mmzoo.data.load("mmzoo_shapes/vqa", "train", batch_size=32, with_info=True)
     model = mmzoo.build_model("small_cnn_lstm_concat", **info.model_kwargs())
 
-Every dataset yields ``({"image": uint8 [B, H, W, 3], "text": string [B]}, label int64 [B])``.
+Every dataset yields ``({"image": uint8 [B, H, W, 3], "text": string [B]}, label int64 [B])``, and audio as
+``"audio": float32 [B, num_samples]`` (mono, in [-1, 1], zero-padded) where the data has it: a TFDS `Audio`
+feature, or a column of WAV files (`mmzoo.data.wav` reads, mixes down and resamples them).
 """
 
 from mmzoo.data.info import DataInfo, adapt_vocabulary
