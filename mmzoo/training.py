@@ -655,7 +655,9 @@ class _Training:
         if data.num_examples:
             described.append(f"{data.num_examples} examples")
         if data.info is not None:
-            described += [f"{data.info.num_classes} classes", f"{len(data.info.vocabulary)} words"]
+            described.append(f"{data.info.num_classes} classes")
+            if "text" in data.info.input_kinds.values():  # no words to count in audio or image data
+                described.append(f"{len(data.info.vocabulary)} words")
         size = getattr(model, "image_size", None)
         if size is not None:
             height, width = (size, size) if isinstance(size, int) else size

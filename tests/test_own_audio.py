@@ -422,7 +422,8 @@ def test_train_infers_the_audio_input_from_a_csv(tmp_path, capsys, towers):
     modality = result.model.modalities["audio"]
     assert (modality.kind, modality.tower) == ("audio", towers["audio"])
     assert (modality.options["sample_rate"], modality.options["num_samples"]) == (RATE, 2000)
-    assert "8000 Hz audio, 0.25 s clips" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "8000 Hz audio, 0.25 s clips" in out and ("words" in out) == ("text" in towers)
     assert len(result.history) == 1 and np.isfinite(result.history[0]["loss"])
 
 
