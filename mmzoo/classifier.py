@@ -203,7 +203,7 @@ class MultimodalClassifier(keras.Model):
             vocabulary=None if vocabulary is None else [str(t) for t in vocabulary], image_size=image_size,
             sequence_length=sequence_length, image_weights=None, trainable_stages=trainable_stages,
             embedding_dim=embedding_dim, text_units=text_units, text_token_embeddings=text_token_embeddings,
-            fusion_units=fusion_units, fusion_options=None if fusion_options is None else dict(fusion_options),
+            fusion_units=fusion_units, fusion_options=_recorded_fusion_options(fusion, fusion_options),
             head_hidden_units=head_hidden_units, dropout=dropout,
         )
         if any(m.kind == "audio" for m in modalities.values()):  # only then, as for presence below
@@ -304,7 +304,16 @@ class MultimodalClassifier(keras.Model):
 
     @classmethod
     def from_config(cls, config):
+        # Options whose defaults changed since the model was saved take the values it was trained with.
+        fusion = config.get("fusion")
+        if fusion in FUSIONS:
+            config = {**config, "fusion_options": FUSIONS[fusion].saved_options(config.get("fusion_options"))}
         return cls(**config)
+
+
+def _recorded_fusion_options(fusion, options):
+    options = None if options is None else dict(options)
+    return FUSIONS[fusion].recorded_options(options) if fusion in FUSIONS else options
 
 
 def _without_weight_files(towers):

@@ -326,9 +326,9 @@ def test_bad_inputs_are_rejected(name):
         layer([image, text], mask=np.ones((3, TEXT_STEPS), bool))
 
 
-def _pointing_glimpse(side, dim=4):
+def _pointing_glimpse(side, dim=4, **options):
     """A GlimpseFusion whose every glimpse looks for feature 0 of the image tokens (hand-set weights)."""
-    layer = make("glimpse", num_glimpses=2, key_dim=dim, grid_positions=True)
+    layer = make("glimpse", num_glimpses=2, key_dim=dim, **{"grid_positions": True, **options})
     layer.build([(None, side * side, dim), (None, 3, TEXT_DIM)])
     layer.keys.set_weights([np.eye(dim, dtype="float32"), np.zeros(dim, "float32")])
     query_bias = np.zeros(2 * dim, "float32")
@@ -339,7 +339,7 @@ def _pointing_glimpse(side, dim=4):
 
 def test_glimpse_finds_counts_and_locates_the_token_it_looks_for():
     side, dim = 4, 4
-    layer = _pointing_glimpse(side, dim)
+    layer = _pointing_glimpse(side, dim, gate_scores="raw")
     text = np.ones((2, 3, TEXT_DIM), "float32")
     image = np.zeros((2, side * side, dim), "float32")
     image[0, 1 * side + 2, 0] = 5.0  # row 1, column 2
@@ -356,6 +356,67 @@ def test_glimpse_finds_counts_and_locates_the_token_it_looks_for():
     off = 1.0 / (1.0 + np.exp(4.0))
     np.testing.assert_allclose(seen["count"][:, 0], [1 + 15 * off, 2 + 14 * off], atol=1e-4)
     np.testing.assert_allclose(seen["peak"], 1.0, atol=1e-4)
+
+
+def _count(layer, image, text):
+    return keras.ops.convert_to_numpy(layer.look([image, text])["count"])
+
+
+def test_glimpse_centered_gates_count_matches_whatever_all_tokens_score():
+    side, dim = 4, 4
+    text = np.ones((2, 3, TEXT_DIM), "float32")
+    image = np.zeros((2, side * side, dim), "float32")
+    image[0, 5, 0] = 5.0
+    image[1, [3, 12], 0] = 5.0  # two matches
+    centered, raw = _pointing_glimpse(side, dim), _pointing_glimpse(side, dim, gate_scores="raw")
+    assert centered.gate_scores == "centered"  # the default
+    # Scored against the image's mean token, the background sits below the gate bias: the count is the matches.
+    np.testing.assert_allclose(_count(centered, image, text)[:, 0], [1.0, 2.0], atol=1e-3)
+    # A key bias adds 10 to every token's score: softmax attention does not change, and neither do centered
+    # gates, but raw gates then open on the background too.
+    for layer in (centered, raw):
+        layer.keys.set_weights([np.eye(dim, dtype="float32"), np.array([0.5, 0, 0, 0], "float32")])
+    np.testing.assert_allclose(_count(centered, image, text)[:, 0], [1.0, 2.0], atol=1e-3)
+    assert (_count(raw, image, text)[:, 0] > 10).all()
+    # Masked image tokens neither count nor move the mean (a mask needs a glimpse without grid positions).
+    masked = _pointing_glimpse(side, dim, grid_positions=False)
+    mask = np.ones((2, side * side), bool)
+    mask[:, 8:] = False
+    image[:, 8:, 0] = 50.0
+    counted = keras.ops.convert_to_numpy(masked.look([image, text], mask=[mask, None])["count"])
+    np.testing.assert_allclose(counted[:, 0], [1.0, 1.0], atol=1e-3)
+
+
+def test_glimpse_bilinear_relation_readout_is_every_offset_times_every_question_feature():
+    layer = make("glimpse", grid_positions=True, relation_heads=2)
+    assert layer.relation_readout == "bilinear" and not hasattr(layer, "relation_signs")
+    relation = rng().normal(size=(3, 4)).astype("float32")  # (batch, heads x (column, row))
+    question = rng(1).normal(size=(3, TEXT_DIM)).astype("float32")
+    products = keras.ops.convert_to_numpy(layer._relation_by_question(relation, question))
+    np.testing.assert_allclose(products, np.einsum("br,bq->brq", relation, question).reshape(3, -1), rtol=1e-6)
+    image, text = rng().normal(size=(3, 9, IMAGE_DIM)).astype("float32"), rng(1).normal(size=(3, 5, TEXT_DIM)).astype("float32")
+    assert layer([image, text]).shape == (3, UNITS)
+    assert layer.output_projection.kernel.shape[0] == TEXT_DIM + 2 * (UNITS + 2 + 2) + 2 * 2 * (1 + TEXT_DIM)
+    signed = make("glimpse", grid_positions=True, relation_heads=2, relation_readout="sign")
+    assert signed([image, text]).shape == (3, UNITS) and signed.relation_signs.kernel.shape == (TEXT_DIM, 4)
+
+
+def test_glimpse_configs_saved_before_a_default_changed_load_as_they_were_trained():
+    glimpse = FUSIONS["glimpse"]
+    recorded = glimpse.recorded_options({"relation_heads": 2})
+    assert recorded == {"relation_heads": 2, "relation_readout": "bilinear", "gate_scores": "centered"}
+    assert glimpse.recorded_options(None) == {"relation_readout": "bilinear", "gate_scores": "centered"}
+    assert glimpse.saved_options(recorded) == recorded
+    assert glimpse.saved_options({"relation_heads": 2}) == {"relation_heads": 2, "relation_readout": "sign",
+                                                            "gate_scores": "raw"}
+    old = {k: v for k, v in make("glimpse", grid_positions=True, relation_heads=1).get_config().items()
+           if k not in ("relation_readout", "gate_scores")}
+    restored = glimpse.from_config(old)
+    assert (restored.relation_readout, restored.gate_scores) == ("sign", "raw")
+    for kwargs, message in [(dict(relation_readout="tanh"), "relation_readout='tanh'"),
+                            (dict(gate_scores="mean"), "gate_scores='mean'")]:
+        with pytest.raises(ValueError, match=message):
+            make("glimpse", **kwargs)
 
 
 def test_glimpse_grid_positions_need_a_square_grid():

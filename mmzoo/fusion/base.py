@@ -209,6 +209,19 @@ class FusionLayer(keras.layers.Layer):
         self.supports_masking = True
         self.output_dropout = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy, name="output_dropout")
 
+    @classmethod
+    def recorded_options(cls, options):
+        """`options` as a model's config records them: with today's value of every default that has changed
+        between versions written out, so that `saved_options` can tell a config saved before the change (None:
+        no options)."""
+        return options
+
+    @classmethod
+    def saved_options(cls, options):
+        """The options a saved model's config gives this family, with the defaults of the version that saved it
+        filled in where a default has since changed (so it loads as it was trained). None: no options."""
+        return options
+
     def _check_modality_attributes(self, attributes):
         """Checks that the attribute names derived from the modality names are distinct and free, so that no
         modality name can shadow another sublayer, weight or method of the layer."""

@@ -9,12 +9,27 @@ from keras import ops
 from mmzoo.fusion.base import DEFAULT_MODALITIES, FusionLayer, check_positive_int, masked_mean, zero_padding
 
 
+RELATION_READOUTS = ("bilinear", "sign")  # the first is the default
+GATE_SCORES = ("centered", "raw")  # the first is the default
+# Defaults that changed between versions, with the value a config saved before the change meant.
+_EARLIER_DEFAULTS = {"relation_readout": "sign", "gate_scores": "raw"}
+
+
 def _skip_padded_words(scores, text_mask):
     """Scores `(batch, text steps, k)` of a softmax over words, with padded words pushed to weight 0."""
     if text_mask is None:
         return scores
     word_valid = ops.expand_dims(ops.cast(text_mask, "bool"), -1)
     return ops.where(word_valid, scores, ops.cast(-1e4, scores.dtype))
+
+
+def _centered(scores, image_mask):
+    """`scores` `(batch, glimpses, image steps)` minus their mean over each glimpse's (valid) image tokens."""
+    if image_mask is None:
+        return scores - ops.mean(scores, axis=-1, keepdims=True)
+    valid = ops.expand_dims(ops.cast(image_mask, scores.dtype), 1)
+    mean = ops.sum(scores * valid, axis=-1, keepdims=True) / ops.maximum(ops.sum(valid, axis=-1, keepdims=True), 1.0)
+    return scores - mean
 
 
 @keras.saving.register_keras_serializable(package="mmzoo")
@@ -30,9 +45,12 @@ class GlimpseFusion(FusionLayer):
     `s_gi = <W_k x_i, (W_q [w_1..w_G])_g> / sqrt(key_dim)`, and returns:
 
     - `read_g = sum_i softmax_i(s_g) W_v x_i`: the features of what it found ("what colour is the car");
-    - `count_g = sum_i sigmoid(s_gi + b)`: how many tokens match — softmax attention cannot count, a sum of
-      independent gates can (Zhang et al., 2018);
-    - `peak_g = max_i sigmoid(s_gi + b)`: whether anything matches ("is there a ...");
+    - `count_g = sum_i sigmoid(c_gi + b)`: how many tokens match — softmax attention cannot count, a sum of
+      independent gates can (Zhang et al., 2018). `c_gi = s_gi - mean_j s_gj`, the score against the image's
+      average token (`gate_scores="centered"`): softmax attention ignores a shift of all of a glimpse's scores,
+      so the colour and shape questions that train the queries leave that shift free, and with raw scores
+      (`gate_scores="raw"`) it decided whether the gates opened on the objects or on the background;
+    - `peak_g = max_i sigmoid(c_gi + b)`: whether anything matches ("is there a ...");
     - with `grid_positions=True`, `where_g = sum_i softmax_i(s_g) p_i`: the attended column and row `p_i` in
       [-1, 1], for image tokens that form a square grid (`steps = g * g`, row-major, as the image towers'
       `output="tokens"` give; no image mask). Two glimpses can then compare two objects ("is the cup left
@@ -44,11 +62,11 @@ class GlimpseFusion(FusionLayer):
     `W_w h_t`), each head weighs the words with a learned softmax `beta_t`, and returns the weighted mean offset
     over word pairs `rel_r = sum_{t<u} beta_t beta_u (where_t - where_u) / sum_{t<u} beta_t beta_u` — first
     named minus second named. The question sets which way to compare ("left of": the first column minus the
-    second is negative), so `rel` enters the output both as it is and times `tanh(W_s q)`, which makes the
-    answer linear in it. The glimpses' queries are then the same per-word queries, averaged with their word
+    second is negative), so `rel` enters the output both as it is and times every feature of the pooled question
+    (`relation_readout="bilinear"`, `rel (x) q`), which makes the answer linear in it. The glimpses' queries are then the same per-word queries, averaged with their word
     attention (`sum_t softmax_t(...) W_w h_t`), so every question type trains what the relations rely on.
 
-    `out = dropout(relu(W [q; read_1..G; count_1..G; peak_1..G; where_1..G; rel; rel * tanh(W_s q)] + b))`,
+    `out = dropout(relu(W [q; read_1..G; count_1..G; peak_1..G; where_1..G; rel; rel (x) q] + b))`,
     with `rel` in grid cells. `look(inputs)` returns the attention maps and the other pieces, for inspection.
 
     Args:
@@ -62,6 +80,10 @@ class GlimpseFusion(FusionLayer):
             gates at 0.5 each glimpse's count starts near half the number of tokens (32 on an 8x8 grid), which
             swamps the output projection and made training collapse on some seeds (docs/cli.md).
         relation_heads: number of word-order relation heads (0: none; needs `grid_positions=True`).
+        relation_readout: "bilinear" (`rel (x) q`) or "sign" (`rel * tanh(W_s q)`, what models saved before
+            this option had; on some seeds its two learned factors never met, see `_relation_by_question`).
+        gate_scores: "centered" (gates on `s - mean(s)`) or "raw" (gates on `s`, what models saved before this
+            option had).
         dropout: dropout rate on the output.
         modalities: names of the two inputs, the image tokens first (default `("image", "text")`).
     """
@@ -70,7 +92,7 @@ class GlimpseFusion(FusionLayer):
     max_inputs = 2
 
     def __init__(self, units, num_glimpses=2, key_dim=None, grid_positions=False, max_text_steps=64, gate_bias=-4.0,
-                 relation_heads=0, dropout=0.0, modalities=DEFAULT_MODALITIES, **kwargs):
+                 relation_heads=0, relation_readout=RELATION_READOUTS[0], gate_scores=GATE_SCORES[0], dropout=0.0, modalities=DEFAULT_MODALITIES, **kwargs):
         super().__init__(units=units, dropout=dropout, modalities=modalities, **kwargs)
         self.num_glimpses = check_positive_int(num_glimpses, "num_glimpses")
         self.key_dim = check_positive_int(key_dim if key_dim is not None else self.units, "key_dim")
@@ -85,6 +107,14 @@ class GlimpseFusion(FusionLayer):
         if isinstance(relation_heads, bool) or not isinstance(relation_heads, numbers.Integral) or relation_heads < 0:
             raise ValueError(f"`relation_heads` must be a non-negative integer. Received: relation_heads={relation_heads!r}")
         self.relation_heads = int(relation_heads)
+        if relation_readout not in RELATION_READOUTS:
+            raise ValueError(f"`relation_readout` must be one of {', '.join(map(repr, RELATION_READOUTS))}. "
+                             f"Received: relation_readout={relation_readout!r}")
+        self.relation_readout = relation_readout
+        if gate_scores not in GATE_SCORES:
+            raise ValueError(f"`gate_scores` must be one of {', '.join(map(repr, GATE_SCORES))}. "
+                             f"Received: gate_scores={gate_scores!r}")
+        self.gate_scores = gate_scores
         if self.relation_heads and not grid_positions:
             raise ValueError("`relation_heads` compare positions on the image grid and need grid_positions=True. "
                              f"Received: relation_heads={relation_heads!r}, grid_positions=False")
@@ -96,7 +126,8 @@ class GlimpseFusion(FusionLayer):
         if self.relation_heads:
             self.word_queries = keras.layers.Dense(self.key_dim, name="word_queries", **common)
             self.relation_words = keras.layers.Dense(self.relation_heads, name="relation_words", **common)
-            self.relation_signs = keras.layers.Dense(2 * self.relation_heads, name="relation_signs", **common)
+            if relation_readout == "sign":
+                self.relation_signs = keras.layers.Dense(2 * self.relation_heads, name="relation_signs", **common)
         else:
             self.queries = keras.layers.Dense(self.num_glimpses * self.key_dim, name="queries", **common)
         self.output_projection = keras.layers.Dense(self.units, activation="relu", name="output_projection", **common)
@@ -132,8 +163,9 @@ class GlimpseFusion(FusionLayer):
         if self.relation_heads:
             self.word_queries.build(text_shape)
             self.relation_words.build(text_shape)
-            self.relation_signs.build((text_shape[0], text_shape[-1]))
-        read_width = self.num_glimpses * (self.key_dim + 2 + (2 if self.grid_positions else 0)) + 4 * self.relation_heads
+            if self.relation_readout == "sign":
+                self.relation_signs.build((text_shape[0], text_shape[-1]))
+        read_width = self.num_glimpses * (self.key_dim + 2 + (2 if self.grid_positions else 0)) + self._relation_width(text_shape[-1])
         self.output_projection.build((image_shape[0], text_shape[-1] + read_width))
         self.output_dropout.build((image_shape[0], self.units))
         self.built = True
@@ -166,7 +198,10 @@ class GlimpseFusion(FusionLayer):
             words = ops.reshape(words, (-1, self.num_glimpses * text.shape[-1]))
             queries = ops.reshape(self.queries(words), (-1, self.num_glimpses, self.key_dim))
         scores = ops.einsum("bgd,bsd->bgs", queries, keys) / ops.cast(math.sqrt(self.key_dim), keys.dtype)
-        gates = ops.sigmoid(scores if self.gate_bias is None else scores + ops.cast(self.gate_bias_weight, scores.dtype))
+        gate_scores = _centered(scores, image_mask) if self.gate_scores == "centered" else scores
+        if self.gate_bias is not None:
+            gate_scores = gate_scores + ops.cast(self.gate_bias_weight, scores.dtype)
+        gates = ops.sigmoid(gate_scores)
         if image_mask is not None:
             valid = ops.expand_dims(ops.cast(image_mask, "bool"), 1)  # (batch, 1, steps)
             scores = ops.where(valid, scores, ops.cast(-1e4, scores.dtype))
@@ -224,20 +259,45 @@ class GlimpseFusion(FusionLayer):
             # In grid cells rather than [-1, 1], so that an offset of a few cells is a number of a few units.
             cells = ops.cast((math.isqrt(seen["attention"].shape[-1]) - 1) / 2, seen["relation"].dtype)
             relation = ops.reshape(seen["relation"], (-1, self.relation_heads * 2)) * cells
-            # The question picks the axis and direction ("left of": first column minus second, negative), so the
-            # answer is linear in relation x sign instead of an XOR the projection would have to learn.
-            signs = ops.tanh(self.relation_signs(parts[0]))
-            parts += [relation, relation * signs]
+            parts += [relation, self._relation_by_question(relation, parts[0])]
         fused = self.output_projection(ops.concatenate(parts, axis=-1))
         return self.output_dropout(fused, training=training)
+
+    def _relation_width(self, text_dim):
+        if not self.relation_heads:
+            return 0
+        return 2 * self.relation_heads * (2 if self.relation_readout == "sign" else 1 + text_dim)
+
+    def _relation_by_question(self, relation, question):
+        """The relation offsets as the question reads them. The question picks the axis and direction ("left of":
+        first column minus second, negative), so the answer must be linear in a product of the two.
+
+        "bilinear": every offset times every feature of the pooled question, `rel (x) q`, a fixed product the
+        output projection weighs linearly. "sign": `rel * tanh(W_s q)`, a product of two learned factors, whose
+        gradients each scale with the other: on some seeds both fade before they meet, the signs stay the same
+        for "left of" and "right of", and position questions stay at chance although `rel` follows the
+        objects' offsets (docs/cli.md)."""
+        if self.relation_readout == "sign":
+            return relation * ops.tanh(self.relation_signs(question))
+        products = ops.expand_dims(relation, -1) * ops.expand_dims(question, 1)  # (batch, heads * 2, text dim)
+        return ops.reshape(products, (-1, products.shape[1] * products.shape[2]))
 
     def get_config(self):
         config = super().get_config()
         config.update({"num_glimpses": self.num_glimpses, "key_dim": self.key_dim, "grid_positions": self.grid_positions,
-                       "max_text_steps": self.max_text_steps, "gate_bias": self.gate_bias, "relation_heads": self.relation_heads})
+                       "max_text_steps": self.max_text_steps, "gate_bias": self.gate_bias, "relation_heads": self.relation_heads,
+                       "relation_readout": self.relation_readout, "gate_scores": self.gate_scores})
         return config
 
     @classmethod
     def from_config(cls, config):
         # A config saved before `gate_bias` existed has no gate bias weight: load it as it was.
-        return cls(**{"gate_bias": None, **config})
+        return cls(**cls.saved_options({"gate_bias": None, **config}))
+
+    @classmethod
+    def recorded_options(cls, options):
+        return {"relation_readout": RELATION_READOUTS[0], "gate_scores": GATE_SCORES[0], **(options or {})}
+
+    @classmethod
+    def saved_options(cls, options):
+        return {**_EARLIER_DEFAULTS, **(options or {})}
