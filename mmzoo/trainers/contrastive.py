@@ -1,4 +1,5 @@
-"""Contrastive image <-> text retrieval: a dual encoder trained with symmetric InfoNCE (CLIP-style).
+"""Contrastive image <-> text and speech <-> text retrieval: a dual encoder trained with symmetric InfoNCE
+(CLIP-style).
 
     dual = build_dual_encoder(vocabulary=info.vocabulary, image_size=64, sequence_length=40, projection_dim=64)
     dual.compile(optimizer="adam")
@@ -10,6 +11,13 @@ Two encoders map into one space of L2-normalised embeddings:
 
     image (pixels 0..255) --image tower--> projection --> unit norm          (`dual.image_encoder`)
     text (string) --TextVectorization--> token_ids --text tower--> projection --> unit norm   (`dual.text_encoder`)
+
+or, with `build_dual_encoder(audio_tower="mel_crnn", ...)`, audio in place of the image (docs/audio.md):
+
+    audio (waveform in [-1, 1]) --audio tower (log-mel inside)--> projection --> unit norm  (`dual.audio_encoder`)
+
+Whichever it is, the encoder paired with the texts is `dual.media_encoder`, its input `dual.media` ("image" or
+"audio"), and the two retrieval directions `dual.directions`: ("i2t", "t2i") or ("a2t", "t2a").
 
 The text encoder keeps the vectorizer in front of a numeric `text_backbone`, so training vectorizes in the
 input pipeline (strings cannot enter a replicated graph, docs/architecture.md) while the encoder, and its export,
@@ -37,11 +45,14 @@ from mmzoo.towers import Modality, apply_text_tower, build_image_tower, build_te
 from mmzoo.trainers.base import Trainer
 
 IMAGE_ENCODER_NAME = "image_encoder"
+AUDIO_ENCODER_NAME = "audio_encoder"
 TEXT_ENCODER_NAME = "text_encoder"
 TEXT_BACKBONE_NAME = "text_backbone"
 VECTORIZER_NAME = "text_vectorizer"
 IMAGE_POOLING = ("average", "flatten")
 DIRECTIONS = ("i2t", "t2i")
+# What the texts are matched with -> the names of the two retrieval directions (media -> text, text -> media).
+MEDIA_DIRECTIONS = {"image": DIRECTIONS, "audio": ("a2t", "t2a")}
 
 
 # === Layers ===
@@ -111,10 +122,12 @@ class LogitScale(keras.layers.Layer):
 
 
 class DualEncoder(Trainer):
-    """Trains an image encoder and a text encoder into one embedding space with symmetric InfoNCE.
+    """Trains an image (or audio) encoder and a text encoder into one embedding space with symmetric InfoNCE.
 
     Args:
         image_encoder: a `keras.Model` from pixels (H, W, 3), 0..255, to L2-normalised embeddings (batch, dim).
+        audio_encoder: instead of `image_encoder`, a `keras.Model` from waveforms (batch, num_samples) in [-1, 1]
+            to L2-normalised embeddings, holding an mmzoo audio front end (whose sampling rate it takes).
         text_encoder: a `keras.Model` from scalar strings to L2-normalised embeddings (batch, dim) made of a
             `TextVectorization` layer followed by a numeric model (token ids -> embeddings), as
             `build_dual_encoder` builds it. The vectorizer runs in the input pipeline during training.
@@ -124,17 +137,19 @@ class DualEncoder(Trainer):
         recall_at: the k of the in-batch recall@k metrics, reported in both directions as `i2t_recall_at_k`
             (image queries, text candidates) and `t2i_recall_at_k`.
 
-    Data: batched `({"image", "text"}, label)` or `{"image", "text"}`; labels are ignored, the i-th text is the
-    positive of the i-th image and every other text in the (global) batch a negative. Reports `loss` (the mean
-    of the two directions), `i2t_loss`, `t2i_loss`, `temperature` and the recall metrics.
-    `inference_model` is `{"image": image_encoder, "text": text_encoder}`.
+    Data: batched `({"image", "text"}, label)` or `{"image", "text"}` (`"audio"` for an audio encoder); labels
+    are ignored, the i-th text is the positive of the i-th image and every other text in the (global) batch a
+    negative. Reports `loss` (the mean of the two directions), `i2t_loss`, `t2i_loss` (`a2t_loss`, `t2a_loss`
+    with audio), `temperature` and the recall metrics.
+    `inference_model` is `{"image": image_encoder, "text": text_encoder}` (`"audio"` for an audio encoder).
     """
 
     def __init__(
         self,
-        image_encoder,
-        text_encoder,
+        image_encoder=None,
+        text_encoder=None,
         *,
+        audio_encoder=None,
         temperature=0.07,
         learn_temperature=True,
         min_temperature=0.01,
@@ -146,16 +161,21 @@ class DualEncoder(Trainer):
         if not isinstance(learn_temperature, bool):
             raise ValueError(f"`learn_temperature` must be True or False. Received: learn_temperature={learn_temperature!r}")
         recall_at = check_recall_at(recall_at)
+        media, media_encoder = _media_encoder(image_encoder, audio_encoder)
         vectorizer, text_backbone = _split_text_encoder(text_encoder)
-        image_dim = _embedding_dim(image_encoder, "image_encoder")
+        media_dim = _embedding_dim(media_encoder, f"{media}_encoder")
         text_dim = _embedding_dim(text_backbone, "text_encoder")
-        if image_dim != text_dim:
+        if media_dim != text_dim:
             raise ValueError(
-                "The image and text encoders must embed into the same space. "
-                f"Received: image embedding dim={image_dim}, text embedding dim={text_dim}"
+                f"The {media} and text encoders must embed into the same space. "
+                f"Received: {media} embedding dim={media_dim}, text embedding dim={text_dim}"
             )
-        super().__init__(loss_names=("loss", "i2t_loss", "t2i_loss"), **kwargs)
+        directions = MEDIA_DIRECTIONS[media]
+        super().__init__(loss_names=("loss", *(f"{direction}_loss" for direction in directions)), **kwargs)
+        self.media = media
+        self.directions = directions
         self.image_encoder = image_encoder
+        self.audio_encoder = audio_encoder
         self.text_encoder = text_encoder
         self.text_backbone = text_backbone
         self.vectorizer = vectorizer
@@ -167,20 +187,27 @@ class DualEncoder(Trainer):
         self.logit_scale.build()
         self.temperature_tracker = keras.metrics.Mean(name="temperature")
         self.recall_trackers = [
-            keras.metrics.Mean(name=f"{direction}_recall_at_{k}") for direction in DIRECTIONS for k in recall_at
+            keras.metrics.Mean(name=f"{direction}_recall_at_{k}") for direction in directions for k in recall_at
         ]
-        self._modalities = _dual_modalities(image_encoder, vectorizer)
+        self._modalities = _dual_modalities(media, media_encoder, vectorizer)
+
+    @property
+    def media_encoder(self):
+        """The encoder paired with the texts: `image_encoder` or `audio_encoder`."""
+        return self.image_encoder if self.media == "image" else self.audio_encoder
 
     # === Data ===
 
     @property
     def modalities(self):
-        """`{"image": Modality, "text": Modality}`: the raw inputs, and the numeric keys `call` takes for them."""
+        """`{"image" or "audio": Modality, "text": Modality}`: the raw inputs, and the numeric keys `call` takes
+        for them."""
         return dict(self._modalities)
 
     def preprocess_inputs(self, features):
-        """Raw `{"image", "text"}` -> `{"image": pixels, "token_ids": ids}` (the text vectorized)."""
-        return {"image": features["image"], "token_ids": self.vectorizer(features["text"])}
+        """Raw `{"image" or "audio", "text"}` -> `{"image" or "audio": pixels or waveforms, "token_ids": ids}`
+        (the text vectorized)."""
+        return {self.media: features[self.media], "token_ids": self.vectorizer(features["text"])}
 
     def preprocess(self, x, y=None, seed=None):
         return preprocess_features(self, x), y
@@ -188,27 +215,30 @@ class DualEncoder(Trainer):
     # === Steps ===
 
     def call(self, inputs, training=False):
-        """Numeric inputs `{"image": pixels, "token_ids": ids}` -> `{"image": embeddings, "text": embeddings}`."""
+        """Numeric inputs `{"image": pixels, "token_ids": ids}` -> `{"image": embeddings, "text": embeddings}`
+        ("audio" and waveforms in place of "image" and pixels for an audio encoder)."""
+        media = ops.cast(inputs[self.media], "float32")
         return {
-            "image": ops.cast(self.image_encoder(ops.cast(inputs["image"], "float32"), training=training), "float32"),
+            self.media: ops.cast(self.media_encoder(media, training=training), "float32"),
             "text": ops.cast(self.text_backbone(inputs["token_ids"], training=training), "float32"),
         }
 
     def compute_losses(self, x, y, sample_weight=None, training=False):
         embeddings = self(x, training=training)
-        images, texts = embeddings["image"], embeddings["text"]
-        weights = ops.ones_like(images[:, 0]) if sample_weight is None else ops.cast(sample_weight, "float32")
-        all_images, all_texts, all_weights, offset = gather_global_batch(images, texts, weights)
+        media, texts = embeddings[self.media], embeddings["text"]
+        weights = ops.ones_like(media[:, 0]) if sample_weight is None else ops.cast(sample_weight, "float32")
+        all_media, all_texts, all_weights, offset = gather_global_batch(media, texts, weights)
         # This replica's rows against every column of the global batch; row i's positive is column offset + i.
-        positives = offset + ops.arange(ops.shape(images)[0], dtype="int32")
-        i2t = keras.losses.sparse_categorical_crossentropy(positives, self.logit_scale(images, all_texts), from_logits=True)
-        t2i = keras.losses.sparse_categorical_crossentropy(positives, self.logit_scale(texts, all_images), from_logits=True)
+        positives = offset + ops.arange(ops.shape(media)[0], dtype="int32")
+        m2t = keras.losses.sparse_categorical_crossentropy(positives, self.logit_scale(media, all_texts), from_logits=True)
+        t2m = keras.losses.sparse_categorical_crossentropy(positives, self.logit_scale(texts, all_media), from_logits=True)
         # Replica-scaled: this replica's weighted sum over the global batch's total weight.
         total_weight = ops.maximum(ops.sum(ops.stop_gradient(all_weights)), 1e-9)
-        i2t_loss = ops.sum(i2t * weights) / total_weight
-        t2i_loss = ops.sum(t2i * weights) / total_weight
-        losses = {"loss": 0.5 * (i2t_loss + t2i_loss), "i2t_loss": i2t_loss, "t2i_loss": t2i_loss}
-        return losses, {"image": all_images, "text": all_texts}
+        m2t_loss = ops.sum(m2t * weights) / total_weight
+        t2m_loss = ops.sum(t2m * weights) / total_weight
+        to_text, from_text = self.directions
+        losses = {"loss": 0.5 * (m2t_loss + t2m_loss), f"{to_text}_loss": m2t_loss, f"{from_text}_loss": t2m_loss}
+        return losses, {self.media: all_media, "text": all_texts}
 
     @property
     def extra_metrics(self):
@@ -216,7 +246,7 @@ class DualEncoder(Trainer):
 
     def update_extra_metrics(self, x, y, outputs):
         # Every replica scores the whole global batch, so all replicas hold the same metric values.
-        similarities = ops.stop_gradient(ops.matmul(outputs["image"], ops.transpose(outputs["text"])))
+        similarities = ops.stop_gradient(ops.matmul(outputs[self.media], ops.transpose(outputs["text"])))
         self.temperature_tracker.update_state(self.temperature)
         trackers = iter(self.recall_trackers)
         for scores in (similarities, ops.transpose(similarities)):
@@ -233,12 +263,12 @@ class DualEncoder(Trainer):
 
     @property
     def inference_model(self):
-        return {"image": self.image_encoder, "text": self.text_encoder}
+        return {self.media: self.media_encoder, "text": self.text_encoder}
 
     def get_config(self):
         config = super().get_config()
         config.update(
-            image_encoder=keras.saving.serialize_keras_object(self.image_encoder),
+            {f"{self.media}_encoder": keras.saving.serialize_keras_object(self.media_encoder)},
             text_encoder=keras.saving.serialize_keras_object(self.text_encoder),
             temperature=self.logit_scale.temperature,
             learn_temperature=self.learn_temperature,
@@ -252,26 +282,53 @@ class DualEncoder(Trainer):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("image_encoder", "text_encoder"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
+        for key in ("image_encoder", "audio_encoder", "text_encoder"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
 
 
-def _dual_modalities(image_encoder, vectorizer):
-    # Each is encoded by a whole encoder model, not a registered tower, so `tower` is None.
-    pixels = tuple(image_encoder.input.shape[1:])
+def _media_encoder(image_encoder, audio_encoder):
+    """("image" or "audio", the encoder) of the one of the two given."""
+    if (image_encoder is None) == (audio_encoder is None):
+        given = "both" if image_encoder is not None else "neither"
+        raise ValueError(f"Give one of `image_encoder` and `audio_encoder` (what the texts are matched with). "
+                         f"Received: {given}")
+    return ("image", image_encoder) if image_encoder is not None else ("audio", audio_encoder)
+
+
+def _media_modality(media, encoder):
+    """The `Modality` of the image or audio input of `encoder` (a whole encoder model, not a registered tower, so
+    `tower` is None)."""
+    if media == "audio":
+        from mmzoo.towers.audio_features import LogMelSpectrogram
+
+        rates = {layer.sample_rate for layer in encoder._flatten_layers(include_self=False, recursive=True)
+                 if isinstance(layer, LogMelSpectrogram)}
+        shape = tuple(encoder.input.shape[1:])
+        if len(rates) != 1 or len(shape) != 1 or shape[0] is None:
+            raise ValueError("`audio_encoder` must take waveforms (batch, num_samples) into one mmzoo audio front end "
+                             f"(an audio tower). Received: input shape {encoder.input.shape}, sampling rates "
+                             f"{sorted(rates)}")
+        options = {"sample_rate": int(next(iter(rates))), "num_samples": int(shape[0])}
+        return Modality(name="audio", kind="audio", tower=None, backbone_key="audio", shape=shape, dtype="float32",
+                        options=types.MappingProxyType(options))
+    pixels = tuple(encoder.input.shape[1:])
     height, width = pixels[:2]
-    image = Modality(
+    return Modality(
         name="image", kind="image", tower=None, backbone_key="image", shape=pixels, dtype="float32",
         options=types.MappingProxyType({"image_size": height if height == width else (height, width)}),
     )
+
+
+def _dual_modalities(media, media_encoder, vectorizer):
     vocabulary = tuple(str(token) for token in vectorizer.get_vocabulary(include_special_tokens=False))
     length = vectorizer.get_config()["output_sequence_length"]
     text = Modality(
         name="text", kind="text", tower=None, backbone_key="token_ids", shape=(), dtype="string",
         options=types.MappingProxyType({"vocabulary": vocabulary, "sequence_length": length}),
     )
-    return {"image": image, "text": text}
+    return {media: _media_modality(media, media_encoder), "text": text}
 
 
 def gather_global_batch(*values):
@@ -302,7 +359,7 @@ def _ranks_of_diagonal(scores):
 
 def build_dual_encoder(
     *,
-    image_tower="small_cnn",
+    image_tower=None,
     text_tower="bilstm",
     vocabulary=None,
     texts=None,
@@ -312,6 +369,8 @@ def build_dual_encoder(
     image_weights=None,
     trainable_stages=None,
     image_pooling="average",
+    audio_tower=None,
+    audio_options=None,
     embedding_dim=128,
     text_units=128,
     projection_dim=64,
@@ -324,13 +383,19 @@ def build_dual_encoder(
     seed=None,
     name="dual_encoder",
 ):
-    """A `DualEncoder` over an mmzoo image tower and text tower, each followed by a linear projection to
-    `projection_dim` and L2 normalisation (float32, also under mixed precision).
+    """A `DualEncoder` over an mmzoo image tower (default "small_cnn") or audio tower, and a text tower, each
+    followed by a linear projection to `projection_dim` and L2 normalisation (float32, also under mixed
+    precision).
 
     `image_pooling`: how the image tower's feature map becomes a vector: "average" (global average pooling)
     or "flatten" (all spatial positions, so the projection can tell where things are). Give the `vocabulary`
     (a list of tokens) or `texts` to adapt one from (at most `max_tokens` entries). Every setting is checked
     here, before anything is built.
+
+    Speech <-> text: `audio_tower` ("mel_cnn" or "mel_crnn") in place of an image tower, with `audio_options`
+    (the audio input kind's options: `sample_rate`, `num_samples`, `mel_bins`, `frame_step_ms`, `audio_widths`,
+    `audio_units`, ...; docs/audio.md); its pooled output is projected. The encoder takes waveforms under
+    "audio"; the image arguments are then not used.
     """
     _check_positive_int(projection_dim, "projection_dim")
     _check_positive_int(embedding_dim, "embedding_dim")
@@ -339,11 +404,42 @@ def build_dual_encoder(
         raise ValueError(f"`image_pooling` must be one of {', '.join(IMAGE_POOLING)}. Received: image_pooling={image_pooling!r}")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise ValueError(f"`dropout` must be a number in [0, 1). Received: dropout={dropout!r}")
+    if audio_tower is not None and image_tower is not None:
+        raise ValueError("Give `image_tower` or `audio_tower` (what the texts are matched with), not both. "
+                         f"Received: image_tower={image_tower!r}, audio_tower={audio_tower!r}")
+    if audio_options is not None and (audio_tower is None or not isinstance(audio_options, dict)):
+        raise ValueError("`audio_options` is a dict of audio input options that goes with `audio_tower`. "
+                         f"Received: audio_tower={audio_tower!r}, audio_options={audio_options!r}")
     check_temperatures(temperature, min_temperature, max_temperature)
     check_recall_at(recall_at)
     vocabulary = list(_resolve_vocabulary(vocabulary, texts, max_tokens))
 
-    # === Image encoder: pixels -> unit-norm embedding ===
+    if audio_tower is not None:
+        media = {"audio_encoder": _build_audio_encoder(audio_tower, audio_options or {}, projection_dim, dropout)}
+    else:
+        media = {"image_encoder": _build_image_encoder(
+            image_tower or "small_cnn", image_size=image_size, image_weights=image_weights,
+            trainable_stages=trainable_stages, image_pooling=image_pooling, projection_dim=projection_dim,
+            dropout=dropout)}
+    text_encoder = _build_text_encoder(text_tower, vocabulary, sequence_length=sequence_length,
+                                       embedding_dim=embedding_dim, text_units=text_units,
+                                       projection_dim=projection_dim, dropout=dropout)
+    return DualEncoder(
+        **media,
+        text_encoder=text_encoder,
+        temperature=temperature,
+        learn_temperature=learn_temperature,
+        min_temperature=min_temperature,
+        max_temperature=max_temperature,
+        recall_at=recall_at,
+        seed=seed,
+        name=name,
+    )
+
+
+def _build_image_encoder(image_tower, *, image_size, image_weights, trainable_stages, image_pooling, projection_dim,
+                         dropout):
+    """pixels -> tower -> projection -> unit-norm embedding."""
     tower = build_image_tower(
         image_tower,
         image_size=image_size,
@@ -356,10 +452,28 @@ def build_dual_encoder(
     features = tower(pixels)
     if image_pooling == "flatten":
         features = keras.layers.Flatten(name="image_flatten")(features)
-    image_embedding = _projection(features, projection_dim, dropout, "image")
-    image_encoder = keras.Model(pixels, image_embedding, name=IMAGE_ENCODER_NAME)
+    return keras.Model(pixels, _projection(features, projection_dim, dropout, "image"), name=IMAGE_ENCODER_NAME)
 
-    # === Text encoder: strings -> TextVectorization -> numeric backbone -> unit-norm embedding ===
+
+def _build_audio_encoder(audio_tower, options, projection_dim, dropout):
+    """waveform -> audio tower (log-mel front end inside, pooled over valid time steps) -> projection -> unit-norm
+    embedding. `options`: the audio input kind's, checked as a classifier's audio input's are."""
+    from mmzoo.towers import get_input_kind, get_tower
+    from mmzoo.towers.audio import apply_audio_tower
+
+    get_tower(audio_tower, kind="audio", argument="audio_tower")
+    kind = get_input_kind("audio")
+    kind.check_options("audio", options)
+    resolved = {**kind.defaults, **options}
+    waveform = keras.Input((resolved["num_samples"],), name="audio")
+    features = apply_audio_tower(waveform, audio_tower, output="pooled", dropout=dropout, name=f"{audio_tower}_tower",
+                                 **resolved)
+    return keras.Model(waveform, _projection(features, projection_dim, dropout, "audio"), name=AUDIO_ENCODER_NAME)
+
+
+def _build_text_encoder(text_tower, vocabulary, *, sequence_length, embedding_dim, text_units, projection_dim,
+                        dropout):
+    """strings -> TextVectorization -> a numeric backbone (tower -> projection -> unit-norm embedding)."""
     vectorizer = build_text_vectorizer(vocabulary, sequence_length, name=VECTORIZER_NAME)
     token_ids = keras.Input((sequence_length,), dtype="int64", name="token_ids")
     text_features = apply_text_tower(
@@ -374,19 +488,7 @@ def build_dual_encoder(
     )
     text_backbone = keras.Model(token_ids, _projection(text_features, projection_dim, dropout, "text"), name=TEXT_BACKBONE_NAME)
     strings = keras.Input((), dtype="string", name="text")
-    text_encoder = keras.Model(strings, text_backbone(vectorizer(strings)), name=TEXT_ENCODER_NAME)
-
-    return DualEncoder(
-        image_encoder,
-        text_encoder,
-        temperature=temperature,
-        learn_temperature=learn_temperature,
-        min_temperature=min_temperature,
-        max_temperature=max_temperature,
-        recall_at=recall_at,
-        seed=seed,
-        name=name,
-    )
+    return keras.Model(strings, text_backbone(vectorizer(strings)), name=TEXT_ENCODER_NAME)
 
 
 def _projection(features, projection_dim, dropout, modality):
@@ -401,21 +503,23 @@ def _projection(features, projection_dim, dropout, modality):
 
 
 def embed_dataset(dual_encoder, dataset):
-    """Embed every example of a batched dataset of `{"image", "text"}` (with or without labels).
+    """Embed every example of a batched dataset of `{"image", "text"}` (`{"audio", "text"}` for an audio dual
+    encoder), with or without labels.
 
-    Returns `(image_embeddings [N, dim], text_embeddings [N, dim], texts [N] as str)`, float32 numpy.
+    Returns `(image (or audio) embeddings [N, dim], text_embeddings [N, dim], texts [N] as str)`, float32 numpy.
     """
     if not isinstance(dataset, tf.data.Dataset):
         raise ValueError(f"`dataset` must be a batched tf.data.Dataset. Received: dataset={type(dataset).__name__}")
     features = dataset.map(lambda *element: keras.utils.unpack_x_y_sample_weight(element if len(element) > 1 else element[0])[0])
-    images, texts, strings = [], [], []
-    embed_images = tf.function(lambda pixels: dual_encoder.image_encoder(tf.cast(pixels, tf.float32), training=False))
+    media, texts, strings = [], [], []
+    key, encoder = dual_encoder.media, dual_encoder.media_encoder
+    embed_media = tf.function(lambda values: encoder(tf.cast(values, tf.float32), training=False))
     embed_texts = tf.function(lambda ids: dual_encoder.text_backbone(ids, training=False))
     for numeric, text in features.map(lambda x: (preprocess_features(dual_encoder, x), x["text"])):
-        images.append(np.asarray(embed_images(numeric["image"]), np.float32))
+        media.append(np.asarray(embed_media(numeric[key]), np.float32))
         texts.append(np.asarray(embed_texts(numeric["token_ids"]), np.float32))
         strings.extend(t.decode("utf-8") for t in text.numpy())
-    return np.concatenate(images), np.concatenate(texts), np.array(strings, dtype=object)
+    return np.concatenate(media), np.concatenate(texts), np.array(strings, dtype=object)
 
 
 def same_text_positives(texts):
@@ -425,13 +529,16 @@ def same_text_positives(texts):
     return ids[:, None] == ids[None, :]
 
 
-def retrieval_recall(image_embeddings, text_embeddings, ks=(1, 5, 10), positives=None, chunk_size=1024):
+def retrieval_recall(image_embeddings, text_embeddings, ks=(1, 5, 10), positives=None, chunk_size=1024,
+                     directions=DIRECTIONS):
     """Recall@k of image->text and text->image retrieval over whole sets of embeddings (cosine similarity).
 
     Query i's positives are `positives[i]` (image i -> texts) / `positives[:, i]` (text i -> images); default:
     only item i. A query is a hit at k when fewer than k *negatives* score at least as high as its best positive
     (ties count against it). Returns `{"i2t_recall_at_k": r, "t2i_recall_at_k": r, "i2t_chance_at_k": c, ...}`:
-    `chance` is the expected recall of a random ranking (k / N with one positive per query).
+    `chance` is the expected recall of a random ranking (k / N with one positive per query). `directions` names
+    the two directions in the keys: ("a2t", "t2a") for audio embeddings in place of image ones
+    (`DualEncoder.directions`).
     """
     ks = check_recall_at(ks)
     images = _unit_rows(image_embeddings, "image_embeddings")
@@ -448,7 +555,10 @@ def retrieval_recall(image_embeddings, text_embeddings, ks=(1, 5, 10), positives
     if positives.shape != (n, n) or not positives.diagonal().all():
         raise ValueError(f"`positives` must be an ({n}, {n}) boolean matrix with a true diagonal. Received: shape {positives.shape}")
     result = {}
-    for direction, queries, keys, matches in (("i2t", images, texts, positives), ("t2i", texts, images, positives.T)):
+    if len(directions) != 2 or not all(isinstance(d, str) and d for d in directions):
+        raise ValueError(f"`directions` must be two names, e.g. ('i2t', 't2i'). Received: directions={directions!r}")
+    to_text, from_text = directions
+    for direction, queries, keys, matches in ((to_text, images, texts, positives), (from_text, texts, images, positives.T)):
         ranks = np.empty(n, np.int64)
         for start in range(0, n, chunk_size):
             scores = queries[start : start + chunk_size] @ keys.T
@@ -463,14 +573,15 @@ def retrieval_recall(image_embeddings, text_embeddings, ks=(1, 5, 10), positives
 
 
 def evaluate_retrieval(dual_encoder, dataset, ks=(1, 5, 10), match_identical_texts=True):
-    """Recall@k over a whole split: every image against every text of `dataset` and back (see `retrieval_recall`).
+    """Recall@k over a whole split: every image (or recording) against every text of `dataset` and back (see
+    `retrieval_recall`; keys named by `dual_encoder.directions`).
 
     With `match_identical_texts`, an identical caption of another example also counts as a correct answer
     (scenes with the same description cannot be told apart from it). Adds `num_examples`.
     """
-    images, texts, strings = embed_dataset(dual_encoder, dataset)
+    media, texts, strings = embed_dataset(dual_encoder, dataset)
     positives = same_text_positives(strings) if match_identical_texts else None
-    result = retrieval_recall(images, texts, ks=ks, positives=positives)
+    result = retrieval_recall(media, texts, ks=ks, positives=positives, directions=dual_encoder.directions)
     result["num_examples"] = len(strings)
     return result
 
