@@ -90,16 +90,24 @@ def test_a_clips_features_do_not_depend_on_its_batch():
 
 
 def test_front_end_is_float32_under_mixed_float16():
+    quiet_tail = clips([1000, 10])
+    quiet_tail[0, 1000:2000] = 1e-8  # 0 in float16: the clip ends at 2000 only if the masks compute in float32
     keras.mixed_precision.set_dtype_policy("mixed_float16")
     try:
         front = LogMelSpectrogram(sample_rate=RATE, mel_bins=16)
+        frame_mask = WaveformMask(STRIDE)
         tower = build_audio_tower("mel_cnn", output="tokens", **TOWER)
         tokens, _ = tower(clips([2000, 10], amplitude=1e-3))
+        _, token_mask = tower(quiet_tail)
+        frames = frame_mask(quiet_tail)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
     assert front.compute_dtype == "float32" and tower.get_layer("log_mel").compute_dtype == "float32"
+    assert frame_mask.compute_dtype == tower.get_layer("token_mask").compute_dtype == "float32"
     assert tower.get_layer("stage0_conv").compute_dtype == "float16"
     assert np.all(np.isfinite(keras.ops.convert_to_numpy(tokens)))
+    np.testing.assert_array_equal(np.sum(frames, axis=1), [2000 // STRIDE + 1, 1])  # what the front end normalises
+    np.testing.assert_array_equal(np.sum(token_mask, axis=1), [output_length(2000, sample_rate=RATE), 1])
 
 
 # === SpecAugment ===

@@ -141,10 +141,14 @@ class WaveformMask(keras.layers.Layer):
     time tokens (`downsampling` = its time reduction) hold the clip rather than its zero padding.
 
     `steps = ceil(num_frames(samples, stride) / downsampling)` and a clip's valid steps are
-    `ceil(valid_frames / downsampling)`: what 'same' pooling by 2 per stage leaves of a prefix of frames."""
+    `ceil(valid_frames / downsampling)`: what 'same' pooling by 2 per stage leaves of a prefix of frames.
+
+    float32 under any policy, as `LogMelSpectrogram` is: under `mixed_float16` the waveform would be cast to
+    float16, where samples below ~3e-8 become 0, so a quiet tail would end the clip early here while the log-mel
+    front end (float32) normalises over it."""
 
     def __init__(self, stride, downsampling=1, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**_float32(kwargs))
         self.stride, self.downsampling = int(stride), int(downsampling)
 
     def call(self, waveform):
