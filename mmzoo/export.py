@@ -74,6 +74,10 @@ def export_model(model, path, *, overwrite=False):
         from mmzoo.captioning.export import export_captioner
 
         return export_captioner(model, path, overwrite=overwrite)
+    if getattr(model, "task", None) == "transcribe":  # a SpeechTranscriber: waveforms in, transcripts out
+        from mmzoo.transcription.export import export_transcriber
+
+        return export_transcriber(model, path, overwrite=overwrite)
     if isinstance(model, dict):
         specs = _encoder_specs(model)
         models = list(model.values())
