@@ -4,9 +4,9 @@ one-line messages, an empty batch answered without running the model, encoded im
 training data is, and WAV files decoded, mixed to mono and cut to the model's clip length.
 
 A WAV file's sampling rate is checked twice: `check_wav_bytes` reads its header in Python, so `ExportedModel`
-refuses a request with a ValueError before any graph runs (and names a file that is no WAV at all), and the
-signature's graph asserts it again (`mmzoo.towers.audio_features.decode_wav`), for clients such as TF Serving
-that never run mmzoo's Python."""
+refuses a request with a ValueError before any graph runs (and names a file that is no WAV at all, or one
+`tf.audio.decode_wav` would refuse with a stack trace), and the signature's graph asserts it again
+(`mmzoo.audio_files.decode_wav`), for clients such as TF Serving that never run mmzoo's Python."""
 
 import os
 
@@ -52,7 +52,7 @@ def decode_wavs(encoded, name, sample_rate, num_samples):
     """A batch of WAV files (string [B]) -> float32 waveforms [B, num_samples]: each decoded (16-bit PCM), mixed
     to mono, cropped or zero-padded at the end; a file of another rate than `sample_rate` fails with a message
     naming input `name`, the rate received and the rate expected."""
-    from mmzoo.towers.audio_features import decode_wav
+    from mmzoo.audio_files import decode_wav
 
     def decode(one):
         return decode_wav(one, sample_rate, num_samples, name=name)
@@ -60,25 +60,36 @@ def decode_wavs(encoded, name, sample_rate, num_samples):
     return tf.map_fn(decode, encoded, fn_output_signature=tf.TensorSpec([int(num_samples)], tf.float32))
 
 
-def check_wav_bytes(name, files, sample_rate):
+def check_wav_bytes(name, files, sample_rate, num_samples=None):
     """Python-side check of the WAV files of input `name` (a sequence of bytes) against the model's
-    `sample_rate`: each must be a 16-bit PCM WAV file of that rate. A one-line ValueError names the input, the
-    example and what is wrong (for a rate: the rate received and the rate expected)."""
-    from mmzoo.towers.audio_features import WavError, read_wav_header
+    `sample_rate`: each must be a WAV file `tf.audio.decode_wav` decodes (plain 16-bit PCM, fmt chunk first: see
+    `mmzoo.audio_files.decode_wav_refusal`) of that rate, with at least one sample. A one-line ValueError names
+    the input, the example and what is wrong (for a rate: the rate received and the rate expected), and says how
+    to convert the file or to send its waveform through serving_default instead (`num_samples`, if given, is
+    the model's clip length, quoted there)."""
+    from mmzoo.audio_files import WavError, decode_wav_refusal, wav_header
 
+    rate, length = int(sample_rate), "..." if num_samples is None else int(num_samples)
+    send = f"send mmzoo.data.wav.load_clip(path, sample_rate={rate}, num_samples={length}) through serving_default"
+    convert = f"convert it to 16-bit PCM, e.g. ffmpeg -i IN.wav -ar {rate} -ac 1 -c:a pcm_s16le OUT.wav, or {send}"
     for index, data in enumerate(files):
+        where = f"Input '{name}' example {index}:"
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise ValueError(f"{where} expected the bytes of a WAV file, got {type(data).__name__}")
         try:
-            header = read_wav_header(data)
+            info = wav_header(data, source="the file")
         except WavError as error:
-            raise ValueError(f"Input '{name}' example {index}: {error}") from None
-        if header["format"] not in (1, 0xFFFE) or header["bits_per_sample"] != 16:
-            raise ValueError(f"Input '{name}' example {index}: a WAV file of {header['bits_per_sample']}-bit samples "
-                             f"(format {header['format']}); the export decodes 16-bit PCM (convert it, e.g. "
-                             "ffmpeg -i IN.wav -c:a pcm_s16le OUT.wav)")
-        if header["sample_rate"] != int(sample_rate):
-            raise ValueError(f"Input '{name}' example {index}: a WAV file sampled at {header['sample_rate']} Hz; the "
-                             f"model takes {int(sample_rate)} Hz audio (resample it first, e.g. with "
-                             "mmzoo.data.wav.load_clip, and send the waveform)")
+            hint = {"unsupported": f"or {send}",  # the reason names the format and the ffmpeg command
+                    # numpy's fixed-width bytes ('S' arrays) drop trailing zero bytes: the end of a silent tail
+                    "truncated": "send files as a list of bytes, not a numpy bytes array, which drops trailing "
+                                 "zero bytes"}.get(error.problem, convert)
+            raise ValueError(f"{where} {error}; {hint}") from None
+        refusal = decode_wav_refusal(data, info)
+        if refusal is not None:
+            raise ValueError(f"{where} the file {refusal}; {convert}")
+        if info.sample_rate != rate:
+            raise ValueError(f"{where} a WAV file sampled at {info.sample_rate} Hz; the model takes {rate} Hz audio "
+                             f"(resample it first, e.g. with mmzoo.data.wav.load_clip, and send the waveform)")
 
 
 def _runtime_shape(tensor):

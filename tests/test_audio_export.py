@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pathlib
+import struct
 import subprocess
 import sys
 import wave
@@ -17,6 +18,7 @@ import tensorflow as tf
 
 import mmzoo
 from mmzoo import export as export_module
+from mmzoo.audio_files import decode_wav_refusal, wav_header
 from mmzoo.classifier import build_classifier
 from mmzoo.towers import build_audio_tower
 from helpers import VOCABULARY
@@ -149,6 +151,55 @@ def test_a_wav_of_another_sample_rate_is_refused_naming_input_and_rates(served, 
         signature(image=tf.constant(inputs["image"]), speech_wav=tf.constant(files), text=tf.constant(inputs["text"]))
 
 
+def _chunk(name, body):
+    return name + struct.pack("<I", len(body)) + body + b"\0" * (len(body) & 1)
+
+
+def _fmt(tag=1, channels=1, bits=16, extra=b""):
+    block = channels * bits // 8
+    return _chunk(b"fmt ", struct.pack("<HHIIHH", tag, channels, RATE, RATE * block, block, bits) + extra)
+
+
+def _riff(*chunks):
+    body = b"WAVE" + b"".join(chunks)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+SAMPLES_16 = np.arange(-5, 5, dtype="<i2").tobytes()
+# 16-bit PCM as WAVE_FORMAT_EXTENSIBLE: cbSize 22, valid bits, channel mask, the PCM sub-format GUID.
+EXTENSIBLE = struct.pack("<HHI", 22, 16, 4) + bytes.fromhex("0100000000001000800000aa00389b71")
+# WAV bytes tf.audio.decode_wav decodes (True) or refuses (False), each as some writer makes them.
+WAV_LAYOUTS = {
+    "plain": (_riff(_fmt(), _chunk(b"data", SAMPLES_16)), True),
+    "fmt of 18 bytes": (_riff(_fmt(extra=b"\0\0"), _chunk(b"data", SAMPLES_16)), True),
+    "LIST between fmt and data (ffmpeg)": (_riff(_fmt(), _chunk(b"LIST", b"INFOabcd"), _chunk(b"data", SAMPLES_16)),
+                                           True),
+    "LIST after data": (_riff(_fmt(), _chunk(b"data", SAMPLES_16), _chunk(b"LIST", b"INFOabcd")), True),
+    "extensible 16-bit": (_riff(_fmt(tag=0xFFFE, extra=EXTENSIBLE), _chunk(b"data", SAMPLES_16)), False),
+    "LIST before fmt": (_riff(_chunk(b"LIST", b"INFOabcd"), _fmt(), _chunk(b"data", SAMPLES_16)), False),
+    "streamed length": (_riff(_fmt()) + b"data" + struct.pack("<I", 0xFFFFFFFF) + SAMPLES_16, False),
+    "no samples": (_riff(_fmt(), _chunk(b"data", b"")), False),
+    "float": (_riff(_fmt(tag=3, bits=32), _chunk(b"data", np.zeros(4, "<f4").tobytes())), False),
+    "two data chunks": (_riff(_fmt(), _chunk(b"data", SAMPLES_16), _chunk(b"data", SAMPLES_16)), False),
+    "odd chunk after data (padded)": (_riff(_fmt(), _chunk(b"data", SAMPLES_16), _chunk(b"LIST", b"INFOabc")),
+                                      False),
+    "odd chunk before data (padded)": (_riff(_fmt(), _chunk(b"LIST", b"INFOabc"), _chunk(b"data", SAMPLES_16)),
+                                       False),
+}
+
+
+@pytest.mark.parametrize("layout", WAV_LAYOUTS)
+def test_the_python_check_refuses_exactly_what_decode_wav_refuses(layout):
+    data, decodes = WAV_LAYOUTS[layout]
+    refusal = decode_wav_refusal(data, wav_header(data))
+    try:
+        audio, _ = tf.audio.decode_wav(data)
+        decoded = audio.shape[0] > 0
+    except tf.errors.InvalidArgumentError:
+        decoded = False
+    assert decoded == decodes and (refusal is None) == decodes, refusal
+
+
 def _eight_bit_wav():
     buffer = io.BytesIO()
     with wave.open(buffer, "wb") as f:
@@ -171,12 +222,20 @@ def test_bad_audio_requests_get_one_line_errors(served):
         with pytest.raises(ValueError, match=message):
             served({**inputs, "speech": value})
     silent_tail = wav_bytes(np.concatenate([speech[0][:100], np.zeros(50, np.float32)]))
-    files = [([b"not a wav file at all"], "example 0: not a WAV file"),
-             (["a.wav"], "expected the bytes of a WAV file, got str"), ([_eight_bit_wav()], "8-bit samples.*16-bit PCM"),
-             (np.array([silent_tail]), "cut short.*not a numpy bytes array"), (silent_tail, "wrap it in a list")]
+    convert = r"ffmpeg -i IN\.wav -ar 8000 -ac 1 -c:a pcm_s16le OUT\.wav, or send mmzoo\.data\.wav\.load_clip\(path, "
+    files = [([b"not a wav file at all"], r"^Input 'speech_wav' example 0: the file is not a WAV file .*" + convert),
+             (["a.wav"], "expected the bytes of a WAV file, got str"),
+             ([_eight_bit_wav()], "8-bit PCM samples; the export decodes 16-bit PCM; .*" + convert),
+             ([WAV_LAYOUTS["extensible 16-bit"][0]], r"format tag 0xfffe \(WAVE_FORMAT_EXTENSIBLE\).*" + convert),
+             ([WAV_LAYOUTS["LIST before fmt"][0]], "a 'LIST' chunk before its fmt chunk.*" + convert),
+             ([WAV_LAYOUTS["streamed length"][0]], r"has no data length \(0xFFFFFFFF: written while streaming.*"
+              + convert),
+             ([WAV_LAYOUTS["no samples"][0]], "the file has no samples; .*" + convert),
+             (np.array([silent_tail]), "is truncated.*not a numpy bytes array"), (silent_tail, "wrap it in a list")]
     for value, message in files:
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(ValueError, match=message) as error:
             served.predict_wav_bytes({"image": inputs["image"][:1], "speech_wav": value, "text": inputs["text"][:1]})
+        assert "\n" not in str(error.value)
     # The same file as a list of bytes keeps its zero tail and is served.
     served.predict_wav_bytes({"image": inputs["image"][:1], "speech_wav": [silent_tail], "text": inputs["text"][:1]})
 

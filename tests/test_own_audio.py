@@ -148,11 +148,11 @@ def test_resampling_keeps_the_sound_and_removes_what_the_new_rate_cannot_hold():
 
 def test_both_resampling_paths_agree(monkeypatch):
     """Small rate ratios loop over the filter's phases; others (44101 -> 16000: 16000 phases) gather windows."""
-    import mmzoo.data.wav as wav
+    import mmzoo.audio_files as audio_files
 
     noise = np.random.default_rng(0).uniform(-0.5, 0.5, 3000).astype(np.float32)
     looped = [resample(noise, 44100, 16000), resample(noise, 8000, 11025)]
-    monkeypatch.setattr(wav, "_MAX_PHASE_LOOP", 0)
+    monkeypatch.setattr(audio_files, "_MAX_PHASE_LOOP", 0)
     np.testing.assert_allclose(resample(noise, 44100, 16000), looped[0], atol=1e-6)
     np.testing.assert_allclose(resample(noise, 8000, 11025), looped[1], atol=1e-6)
     tone = _tone(440, 0.25, 44101)

@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from mmzoo.data.info import DataInfo, _as_size, adapt_vocabulary
 from mmzoo.data.pipeline import AUTOTUNE, finish
-from mmzoo.data.wav import WavError, load_clip, resampled_length, wav_info
+from mmzoo.data.wav import WavError, fit_length, read_clip, resampled_length, wav_info
 from mmzoo.images import SUPPORTED, ImageFileError, check_image_file, decode_image, read_image_file, resize_image
 
 __all__ = ["DataError", "from_csv", "from_jsonl"]
@@ -561,7 +561,7 @@ def _guarded(check, full_path: str, column: str):
     except ImageFileError as e:
         if e.problem == "empty":
             raise _BadRow(f"image file is empty: {where}", column) from None
-        if e.problem == "format":
+        if e.problem in ("format", "truncated"):
             raise _BadRow(f"image file is corrupt or not an image ({SUPPORTED}): {where} {e.reason}", column) from None
         raise _BadRow(f"image file {where} {e.reason}", column) from None
     except OSError as e:
@@ -687,7 +687,7 @@ def _checked_wav(full_path: str, column: str):
     except WavError as e:
         if e.problem == "empty":
             raise _BadRow(f"audio file is empty: {where}", column) from None
-        if e.problem == "format":
+        if e.problem in ("format", "truncated"):
             raise _BadRow(f"audio file is corrupt or not a WAV file: {where} {e.reason}", column) from None
         raise _BadRow(f"audio file {where} {e.reason}", column) from None
     except OSError as e:
@@ -784,14 +784,23 @@ def _dataset(parsed, columns: _Columns, labels, size, clips, deterministic):
 
 @tf.autograph.experimental.do_not_convert  # plain TensorFlow ops: nothing for autograph to convert
 def _read_clip(path, sample_rate, num_samples, resample):
-    """A WAV file's path (a string tensor) -> float32 ``(num_samples,)``, read by `mmzoo.data.wav.load_clip` (in
-    Python: TensorFlow decodes 16-bit PCM only and cannot resample). The file was checked up front."""
+    """A WAV file's path (a string tensor) -> float32 ``(num_samples,)``: read, mixed down and resampled by
+    `mmzoo.data.wav.read_clip` (in Python: TensorFlow decodes 16-bit PCM only and cannot resample), then cropped
+    or zero-padded by `fit_length`. The file was checked up front; one changed since then fails naming it
+    (inside `tf.numpy_function` every exception reaches the user wrapped in TensorFlow's error)."""
 
     def read(file):
-        return load_clip(os.fsdecode(file), sample_rate=sample_rate, num_samples=num_samples, resample_rate=resample)
+        file = os.fsdecode(file)
+        try:
+            return read_clip(file, sample_rate=sample_rate, resample_rate=resample)
+        except (WavError, OSError) as e:
+            reason = e.reason if isinstance(e, WavError) else e.strerror or e
+            raise ValueError(f"audio file {file} changed after the data was loaded (it was checked then): {reason}. "
+                             "Load the data again.") from None
 
     clip = tf.numpy_function(read, [path], tf.float32, stateful=False)
-    return tf.ensure_shape(clip, (num_samples,))
+    clip.set_shape([None])
+    return fit_length(clip, num_samples)
 
 
 def _common_size(path, shapes):

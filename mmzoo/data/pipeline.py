@@ -28,8 +28,6 @@ AUTOTUNE = tf.data.AUTOTUNE
 # "auto" for the audio: the dataset's one top-level `tfds.features.Audio` feature, if it has one.
 AUTO = "auto"
 DEFAULT_FEATURE_KEYS = {"image": "image", "text": "text", "audio": AUTO, "label": "label"}
-# The integer types TFDS' Audio feature hands 16-bit PCM over as; divided by 32768 like tf.audio.decode_wav's.
-_PCM_TYPES = (tf.int16, tf.int32, tf.int64)
 # `cache="auto"` keeps a split in memory when its decoded, resized images take at most this much.
 CACHE_LIMIT_BYTES = 2 * 1024**3
 # The default shuffle buffer holds the whole split, up to this many examples and this many bytes of pixels.
@@ -280,11 +278,10 @@ def waveform(audio: tf.Tensor, num_samples: int) -> tf.Tensor:
     """A TFDS Audio feature's samples ``(length,)`` or ``(length, channels)`` -> float32 ``(num_samples,)`` in
     [-1, 1]: integers as 16-bit PCM (/ 32768, TFDS' Audio hands them over as int16 or int64), channels averaged,
     zero-padded or cropped at the end (`mmzoo.data.speech.waveform_features`)."""
-    from mmzoo.data.speech import waveform_features
+    from mmzoo.data.speech.waveform import float_samples, waveform_features
 
     if audio.shape.rank == 2:
-        scale = 32768.0 if audio.dtype in _PCM_TYPES else 1.0
-        audio = tf.reduce_mean(tf.cast(audio, tf.float32), axis=-1) / scale
+        audio = tf.reduce_mean(float_samples(audio), axis=-1)
     return waveform_features(audio, num_samples)
 
 

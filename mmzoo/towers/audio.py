@@ -21,8 +21,9 @@ import numbers
 import keras
 from keras import ops
 
-from mmzoo.towers.audio_features import (LogMelSpectrogram, SpecAugment, WaveformMask, fit_length, frame_params,
-                                         num_frames, num_tokens)
+from mmzoo.audio_files import fit_length
+from mmzoo.towers.audio_features import (LogMelSpectrogram, SpecAugment, WaveformMask, frame_params, num_frames,
+                                         num_tokens)
 from mmzoo.towers.registry import InputKind, get_tower, register_input_kind, register_tower
 
 OUTPUT_MODES = ("pooled", "tokens")

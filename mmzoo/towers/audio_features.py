@@ -12,14 +12,15 @@ length is the position of its last non-zero sample; the frame mask follows from 
 only the waveform. The front end computes in float32 whatever the dtype policy (`mixed_float16` included): the
 power spectrum of quiet audio underflows float16.
 
-The WAV helpers (`read_wav_header`, `decode_wav`) and `fit_length` are shared by the export's signatures and any
-input pipeline, so training data and served requests are cut and mixed the same way.
+Layers only: cropping, padding and WAV decoding, which training data and served requests share, are in
+`mmzoo.audio_files`.
 """
-
-import struct
 
 import keras
 from keras import ops
+
+# Moved to mmzoo.audio_files (shared by the data loaders, the towers and the export); importable from here still.
+from mmzoo.audio_files import WavError, decode_wav, fit_length, read_wav_header  # noqa: F401
 
 LOG_EPSILON = 1e-6
 NORM_EPSILON = 1e-5
@@ -220,67 +221,3 @@ class SpecAugment(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "time_masks": self.time_masks, "time_mask_frames": self.time_mask_frames,
                 "freq_masks": self.freq_masks, "freq_mask_bins": self.freq_mask_bins, "seed": self.seed}
-
-
-# === Waveforms and WAV files ===
-
-
-def fit_length(waveform, num_samples):
-    """`waveform` (..., samples) cropped to its first `num_samples` samples or zero-padded at the end to them
-    (TensorFlow; batched or not)."""
-    import tensorflow as tf
-
-    waveform = waveform[..., :num_samples]
-    missing = num_samples - tf.shape(waveform)[-1]
-    rank = waveform.shape.rank
-    return tf.pad(waveform, [[0, 0]] * (rank - 1) + [[0, missing]])
-
-
-def decode_wav(contents, sample_rate, num_samples, name="audio"):
-    """One WAV file (a scalar string tensor, 16-bit PCM) -> float32 (num_samples,) in [-1, 1]: every channel
-    mixed down to mono by their mean, cropped or zero-padded at the end. A file of another sampling rate fails
-    (InvalidArgumentError) with a message naming input `name`, the rate received and the rate expected:
-    TensorFlow has no resampler in the graph, and audio played at the wrong rate would be silently wrong."""
-    import tensorflow as tf
-
-    audio, rate = tf.audio.decode_wav(contents)  # (samples, channels), float32 in [-1, 1]
-    check = tf.debugging.Assert(tf.equal(rate, sample_rate), [tf.strings.join([
-        f"Input {name}: a WAV file sampled at ", tf.strings.as_string(rate),
-        f" Hz; the model takes {int(sample_rate)} Hz audio (resample it first)."])], summarize=1)
-    with tf.control_dependencies([check]):
-        mono = tf.reduce_mean(audio, axis=-1)
-    return tf.ensure_shape(fit_length(mono, num_samples), [num_samples])
-
-
-class WavError(ValueError):
-    """WAV bytes that cannot be read as 16-bit PCM audio; the message says what is wrong."""
-
-
-def read_wav_header(data):
-    """`{"format", "channels", "sample_rate", "bits_per_sample", "data_bytes"}` from WAV file bytes, read in Python
-    (no TensorFlow), so a request or a data row can be refused with a clear message before any graph runs.
-    Raises `WavError` for bytes that are not a RIFF/WAVE file with a `fmt ` and a complete `data` chunk."""
-    if not isinstance(data, (bytes, bytearray)):
-        raise WavError(f"expected the bytes of a WAV file, got {type(data).__name__}")
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise WavError(f"not a WAV file (no RIFF/WAVE header; starts with {bytes(data[:12])!r})")
-    header, offset = None, 12
-    while offset + 8 <= len(data):
-        chunk, size = data[offset:offset + 4], struct.unpack("<I", data[offset + 4:offset + 8])[0]
-        if chunk == b"fmt ":
-            if size < 16 or offset + 24 > len(data):
-                raise WavError("the WAV file's fmt chunk is cut short")
-            fmt, channels, rate, _, _, bits = struct.unpack("<HHIIHH", data[offset + 8:offset + 24])
-            header = {"format": fmt, "channels": channels, "sample_rate": rate, "bits_per_sample": bits}
-        elif chunk == b"data":
-            if header is None:
-                raise WavError("the WAV file has no fmt chunk before its data")
-            available = len(data) - offset - 8
-            if size > available:
-                # numpy's fixed-width bytes ('S' arrays) drop trailing zero bytes: the end of a silent tail.
-                raise WavError(f"the WAV file is cut short: its data chunk declares {size} bytes, {available} follow "
-                               "(send files as a list of bytes, not a numpy bytes array, which drops trailing "
-                               "zero bytes)")
-            return {**header, "data_bytes": size}
-        offset += 8 + size + (size & 1)
-    raise WavError("the WAV file has no fmt chunk" if header is None else "the WAV file has no data chunk")

@@ -10,7 +10,7 @@ The clips (`clips.npz`, ~2 MB) were made once with espeak-ng by ``bench/synthesi
 needs a speech synthesiser or the network.
 """
 
-from mmzoo.data.speech.assembly import Utterance, Variation, resample, speak
+from mmzoo.data.speech.assembly import Utterance, Variation, change_speed, resample, speak  # resample: old name
 from mmzoo.data.speech.clips import SAMPLE_RATE, ClipBank, load_clips
 from mmzoo.data.speech.transcript import spoken_tokens, transcript
 from mmzoo.data.speech.waveform import waveform_features
@@ -20,8 +20,8 @@ __all__ = [
     "ClipBank",
     "Utterance",
     "Variation",
+    "change_speed",
     "load_clips",
-    "resample",
     "speak",
     "spoken_tokens",
     "transcript",

@@ -18,7 +18,7 @@ import numpy as np
 from mmzoo.data.speech.clips import ClipBank, load_clips
 from mmzoo.data.speech.transcript import PAUSES, spoken_tokens
 
-__all__ = ["Utterance", "Variation", "resample", "speak"]
+__all__ = ["Utterance", "Variation", "change_speed", "speak"]
 
 
 class Utterance(NamedTuple):
@@ -46,10 +46,14 @@ class Variation:
     fade: float = 0.004  # each clip's raised-cosine fade in and out, against clicks
 
 
-def resample(x: np.ndarray, factor: float) -> np.ndarray:
-    """`x` played `factor` times faster (linear interpolation): ``round(len(x) / factor)`` samples."""
+def change_speed(x: np.ndarray, factor: float) -> np.ndarray:
+    """`x` played `factor` times faster, tape-style (linear interpolation, pitch moves with tempo):
+    ``round(len(x) / factor)`` samples. Not a change of sample rate: that is `mmzoo.data.wav.resample`."""
     n = max(1, int(round(len(x) / factor)))
     return np.interp(np.arange(n) * (len(x) / n), np.arange(len(x)), x).astype(np.float32)
+
+
+resample = change_speed  # its old name, kept importable
 
 
 def speak(text: str, rng: np.random.Generator, *, max_samples: int | None = None, bank: ClipBank | None = None,
@@ -95,7 +99,7 @@ def _fit(pieces: list[np.ndarray], max_samples: int | None) -> np.ndarray:
     pieces = [p[:int(len(p) * keep)] if k % 2 == 0 else p for k, p in enumerate(pieces)]
     x = np.concatenate(pieces)
     if len(x) > max_samples:
-        x = resample(x, len(x) / max_samples)[:max_samples]
+        x = change_speed(x, len(x) / max_samples)[:max_samples]
     return x
 
 
@@ -105,7 +109,7 @@ def _samples(seconds: float, rate: int) -> int:
 
 def _word(clip: np.ndarray, speed: float, gain: float, fade: int) -> np.ndarray:
     """One word's clip at `speed`, scaled by `gain`, faded in and out over `fade` samples."""
-    x = resample(clip, speed) * np.float32(gain)
+    x = change_speed(clip, speed) * np.float32(gain)
     n = min(fade, len(x) // 2)
     if n > 0:
         ramp = (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)).astype(np.float32)
