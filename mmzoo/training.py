@@ -608,7 +608,9 @@ class _Training:
             size = _image_size(self.data.train.element_spec[0])
             if size is not None:
                 options["image_size"] = size
-        if _builds_audio(self.o["model"], model_options):  # build_classifier refuses audio options without audio
+        # Only for a recipe with an audio input: build_classifier drops audio options without one
+        # (_audio_arguments), and build_model refuses arguments a task's builder does not take (captioning).
+        if _builds_audio(self.o["model"], model_options):
             audio = info.audio_options() if info is not None else {
                 "num_samples": _audio_length(self.data.train.element_spec[0])}
             options.update({key: value for key, value in audio.items() if value is not None})

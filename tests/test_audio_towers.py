@@ -71,6 +71,18 @@ def test_normalisation_is_per_example_over_valid_frames_and_ignores_padding():
     np.testing.assert_allclose(layer(longer).numpy()[0, :valid], features[:valid], atol=1e-5)
 
 
+def test_padding_changes_nothing_once_half_an_fft_of_zeros_follows_the_clip():
+    layer = LogMelSpectrogram(sample_rate=RATE, mel_bins=16)
+    assert layer.fft_length // 2 == 128
+    filling = clips([SAMPLES], seed=5)  # no padding: the STFT mirrors the clip's own end past the input's
+    half_fft, longer = (np.pad(filling, [(0, 0), (0, extra)]) for extra in (128, 2000))
+    frames = 1 + SAMPLES // STRIDE
+    full, padded, more = (layer(x).numpy()[0, :frames] for x in (filling, half_fft, longer))
+    np.testing.assert_allclose(padded, more, atol=1e-5)
+    assert np.abs(full[-1] - padded[-1]).max() > 0.5  # docs/audio.md: ~1.6 in the last frame
+    assert np.abs(full[:-1] - padded[:-1]).max() < 0.1  # the others move through the normalisation only
+
+
 def test_a_change_of_gain_leaves_the_features_nearly_unchanged():
     layer = LogMelSpectrogram(sample_rate=RATE, mel_bins=16)
     loud = clips([3000], seed=4)

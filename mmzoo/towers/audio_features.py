@@ -5,7 +5,9 @@ Why not `keras.layers.MelSpectrogram(power_to_db=True)`: its dB conversion clamp
 **whole batch**, so a clip's features would depend on the other clips in its batch (batch 1 != batch N, one
 replica != two). Here the mel power (`power_to_db=False`) goes through a per-example `log(x + eps)` and a
 per-example mean/variance normalisation over the clip's own valid frames, so a clip's features depend on that
-clip alone, and never on how much zero padding follows it.
+clip alone. Nor do they depend on how much zero padding follows it, provided at least `fft_length // 2` zeros
+do: the centred STFT reflects the input's last `fft_length // 2` samples past its end, so a clip filling (or
+nearly filling) the input sees a mirror of its own end in its last frames where a padded one sees silence.
 
 Padding convention (docs/audio.md): a clip is zero-padded **at the end** to its input's `num_samples`, so its
 length is the position of its last non-zero sample; the frame mask follows from it, and a served request needs
@@ -60,7 +62,8 @@ def signal_lengths(waveform):
 
 
 def valid_frames(waveform, stride, frames):
-    """(batch,) int32: frames whose centre lies within the clip, `length // stride + 1` (at most `frames`).
+    """(batch,) int32: `length // stride + 1` frames (at most `frames`), those whose centre `t * stride` is at
+    most `length`: within the clip or, when `length` is a multiple of `stride`, on the first sample after it.
 
     Always at least one, so an all-zero clip (the placeholder of an absent input) still has one valid frame and
     every masked mean or recurrent pass over it is defined."""
