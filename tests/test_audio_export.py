@@ -283,3 +283,6 @@ def test_one_step_on_two_replicas_equals_one_replica():
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["max_step"] > 1e-3 and result["max_abs_diff"] <= 1e-5
+    # SpecAugment: each replica draws its own masks (the mirrored SeedGenerator alone would give both the same).
+    assert result["spec_augment_masked"] and result["spec_augment_replicas_differ"]
+    assert result["spec_augment_replica0_is_one_device"]

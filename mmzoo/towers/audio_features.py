@@ -86,6 +86,20 @@ def normalise(log_mel, mask):
     return centred / ops.sqrt(variance + NORM_EPSILON)
 
 
+def replica_uniform(shape, seed_generator):
+    """Uniform [0, 1) float32 draws of `shape` from `seed_generator`, with the id of the replica drawing them folded
+    into the seed (0 outside a `tf.distribute` strategy): a SeedGenerator's state is a mirrored variable, so
+    `keras.random.uniform(shape, seed=seed_generator)` would draw the same numbers on every replica. TensorFlow
+    ops: there is no replica in keras.ops."""
+    import tensorflow as tf
+
+    seed = ops.cast(ops.mod(seed_generator.next(), 2**31 - 2), "int32")  # as Keras' TF backend casts it
+    context = tf.distribute.get_replica_context()  # None in a cross-replica context: one draw for all
+    replica = 0 if context is None else context.replica_id_in_sync_group
+    seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(replica, "int32"))
+    return tf.random.stateless_uniform(shape, seed=seed, dtype="float32")
+
+
 # === Layers ===
 
 
@@ -182,8 +196,10 @@ class SpecAugment(keras.layers.Layer):
     `mask` argument, which the convolutions after it would be handed and cannot take). Each example gets `time_masks`
     bands of 0 to `time_mask_frames` consecutive frames, placed within its valid frames, and `freq_masks` bands
     of 0 to `freq_mask_bins` mel bins; masked values are set to 0, the normalised mean. Draws come from a
-    `keras.random.SeedGenerator(seed)`, so two layers with the same seed mask the same way. Under N replicas each
-    replica draws for its own examples (as dropout does), so masks are not those of one replica."""
+    `keras.random.SeedGenerator(seed)`, so two layers with the same seed mask the same way. Under `tf.distribute`
+    the generator's state is mirrored, the same on every replica, so each replica folds its id into the seed
+    (`replica_uniform`): replicas draw different masks for their own examples (without it, example i of every
+    replica's batch would get the same masks), and the masks of N replicas are not those of one."""
 
     def __init__(self, time_masks=2, time_mask_frames=10, freq_masks=2, freq_mask_bins=8, seed=None, **kwargs):
         super().__init__(**_float32(kwargs))
@@ -209,7 +225,7 @@ class SpecAugment(keras.layers.Layer):
         within the row's first `valid` positions."""
         if count == 0 or width == 0:
             return ops.zeros((batch, size), dtype="bool")
-        draws = keras.random.uniform((batch, count, 2), seed=self.seed_generator)
+        draws = replica_uniform((batch, count, 2), self.seed_generator)
         valid = ops.cast(ops.expand_dims(valid, 1), "float32")
         widths = ops.floor(draws[..., 0] * (ops.minimum(valid, float(width)) + 1.0))
         starts = ops.floor(draws[..., 1] * (valid - widths + 1.0))

@@ -4,6 +4,8 @@ Run as a subprocess by tests/test_audio_export.py: logical devices must be set b
 JSON with the max |weights(2 replicas) - weights(1 replica)| after one SGD step on the same global batch and the
 largest step of a trainable weight (so a step that moved nothing cannot pass). The log-mel front end normalises
 per example and the CNN's BatchNormalization is synchronized, so nothing depends on how the batch is split.
+Also reports whether a seeded SpecAugment draws different masks on the two replicas (it should: each folds its
+replica id into the seed).
 """
 
 import json
@@ -51,7 +53,26 @@ def one_step(devices):
     return [w.numpy() for w in model.weights], step
 
 
+def spec_augment_per_replica():
+    """The time-band masks a seeded SpecAugment draws for the same examples on each of 2 replicas, and on one
+    device: replicas fold their id into the seed, so theirs differ (the SeedGenerator's state is mirrored)."""
+    from mmzoo.towers import SpecAugment
+
+    features = tf.ones((4, 60, 8))
+    masks = []
+    for devices in (["/cpu:0", "/cpu:1"], ["/cpu:0"]):
+        strategy = tf.distribute.MirroredStrategy(devices)
+        with strategy.scope():
+            layer = SpecAugment(time_masks=2, time_mask_frames=20, freq_masks=0, seed=5)
+        out = strategy.run(tf.function(lambda: layer(features, training=True)))
+        masks += [(value.numpy() == 0).all(axis=2) for value in strategy.experimental_local_results(out)]
+    return masks  # [replica 0 of 2, replica 1 of 2, one device]
+
+
 single, step = one_step(["/cpu:0"])
 double, _ = one_step(["/cpu:0", "/cpu:1"])
+first, second, alone = spec_augment_per_replica()
 print(json.dumps({"max_abs_diff": max(float(np.abs(a - b).max()) for a, b in zip(single, double)),
-                  "max_step": step}))
+                  "max_step": step, "spec_augment_replicas_differ": bool((first != second).any()),
+                  "spec_augment_masked": bool(first.any() and second.any()),
+                  "spec_augment_replica0_is_one_device": bool((first == alone).all())}))
