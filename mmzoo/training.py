@@ -171,7 +171,7 @@ def _check_columns(o):
     names = [value] if isinstance(value, str) else value
     if value is not None and not (isinstance(names, (list, tuple)) and all(isinstance(n, str) and n for n in names)):
         raise OptionError("audio_column", value, "expected a column name, a list of column names or None")
-    if value != DEFAULT_AUDIO_COLUMN and not _is_file_data(o["data"]):
+    if value not in (DEFAULT_AUDIO_COLUMN, None) and not _is_file_data(o["data"]):  # None: no audio column
         raise OptionError("audio_column", value, "goes with .csv/.jsonl data; the features of TFDS data and of "
                           "tf.data datasets are named already")
 
@@ -668,6 +668,10 @@ class _Training:
         if audio:
             rate, length = audio["sample_rate"][0], audio["num_samples"][0]
             described.append(f"{rate} Hz audio, {length / rate:.2f} s clips")
+            columns = _audio_columns(data.info) if _is_file_data(o["data"]) else []
+            if columns:  # found by their .wav paths, maybe: say which
+                described.append(f"audio from column{'s' if len(columns) > 1 else ''} "
+                                 + ", ".join(repr(column) for column in columns))
         self.say(
             f"Training {self.name} on {data.name}" + (f" ({', '.join(described)})" if described else "")
             + f" for {o['epochs']} epochs" + (f" at most (early stopping, patience {o['patience']})"
@@ -945,6 +949,13 @@ def _declared_audio(values, argument):
     if values.get("num_samples"):
         declared["num_samples"] = max(values["num_samples"])
     return declared
+
+
+def _audio_columns(info):
+    """The columns of a .csv/.jsonl file the audio features were read from, in input order."""
+    if info is None:
+        return []
+    return [info.feature_keys.get(key, key) for key, kind in info.input_kinds.items() if kind == "audio"]
 
 
 def _builds_audio(recipe, model_options):

@@ -269,6 +269,44 @@ def test_audio_tokens_reach_a_token_fusion_with_their_mask():
     np.testing.assert_array_equal(np.sum(mask, axis=1), [13, 4, 1])
 
 
+@pytest.mark.parametrize("case", ["speech+text attention", "image+speech+text coattention"])
+def test_a_token_fusion_ignores_what_lies_under_the_audio_token_mask(case):
+    model = _classifier(*CASES[case])
+    inputs = dict(_inputs(model, batch=3), speech=tf.constant(clips([SAMPLES, 1000, 81])))
+    features = keras.Model(model.backbone.inputs, list(model.fusion_features))(model.preprocess_inputs(inputs))
+    masks = [getattr(feature, "_keras_mask", None) for feature in features]
+    speech = list(model.modalities).index("speech")
+    tokens, valid = features[speech].numpy(), masks[speech].numpy()[..., None]
+    assert valid.sum(axis=(1, 2)).tolist() == [13, 4, 1]
+    noise = np.random.default_rng(0).normal(0.0, 10.0, tokens.shape).astype(np.float32)
+
+    def fused(speech_tokens):
+        values = [tf.constant(speech_tokens) if i == speech else f for i, f in enumerate(features)]
+        return model.fusion(values, mask=masks).numpy()
+
+    np.testing.assert_allclose(fused(np.where(valid, tokens, noise)), fused(tokens), atol=1e-5)
+    assert not np.allclose(fused(np.where(valid, noise, tokens)), fused(tokens), atol=1e-3)  # valid ones count
+
+
+def test_a_users_audio_tower_taking_kwargs_gets_the_audio_options(monkeypatch):
+    from mmzoo.towers import audio, registry
+
+    monkeypatch.setattr(registry, "_TOWERS", dict(registry._TOWERS))
+    received = {}
+
+    @registry.register_tower("my_audio", kind="audio")
+    def my_audio(output="pooled", dropout=0.0, name="my_audio", **options):
+        received.update(options)
+        options.pop("recurrent"), options.pop("pooling")
+        return audio.mel_cnn(output=output, dropout=dropout, name=name, **options)
+
+    model = _classifier({"speech": {"tower": "my_audio", **SMALL}, "text": "gru"}, "concat")
+    assert received == {"sample_rate": RATE, "num_samples": SAMPLES, "mel_bins": 16, "frame_length_ms": 25.0,
+                        "frame_step_ms": 10.0, "widths": (8, 16), "time_pools": 2, "units": 12,
+                        "recurrent": "gru", "pooling": "mean", "spec_augment": None}
+    assert model.audio_towers["speech"].output.shape == (None, 12)
+
+
 def test_audio_options_per_input_and_shared():
     model = _classifier({"near": {"tower": "mel_cnn", **SMALL}, "far": {"tower": "mel_crnn", "num_samples": 3000,
                                                                          "sample_rate": 16000, **SMALL}}, "sum",

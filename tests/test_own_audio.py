@@ -4,6 +4,7 @@ of TFDS data (`mmzoo.data.load`), and what `mmzoo.train` infers from them."""
 import json
 import os
 import struct
+import warnings
 import wave
 
 import numpy as np
@@ -294,6 +295,31 @@ def test_sample_rates_resampled_or_refused(clips):
     assert info.num_examples == 1 and info.num_samples == 4000
 
 
+def test_a_longest_clip_far_over_the_median_is_warned_about(clips):
+    root, _ = clips
+    _write_wav16(root / "wav" / "long.wav", _tone(300, 2.5))  # 20 000 samples, 12.5x the median
+    rows = [("wav/0.wav", "a"), ("wav/1.wav", "b"), ("wav/2.wav", "a"), ("wav/long.wav", "b")]
+    path = _write_csv(root / "l.csv", ("audio", "label"), rows)
+    with pytest.warns(UserWarning, match=r"l\.csv: every audio clip is padded to the longest, .*long\.wav \(2\.50 s\), "
+                                         r"over 4x the median clip \(0\.23 s\): pass num_samples= to crop") as caught:
+        info = from_csv(path, with_info=True)[1]
+    assert info.num_samples == 20_000 and len(caught) == 1 and "\n" not in str(caught[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        from_csv(path, num_samples=2000)  # chosen: nothing to warn about
+        from_csv(_write_csv(root / "s.csv", ("audio", "label"), rows[:3]))  # 2000 / 1600 samples: fine
+
+
+def test_a_wav_file_changed_after_loading_fails_naming_it(clips):
+    root, _ = clips
+    path = _write_csv(root / "c.csv", ("audio", "label"), [("wav/0.wav", "a"), ("wav/1.wav", "b")])
+    ds = from_csv(path, batch_size=2, shuffle=False, cache=False)
+    (root / "wav" / "1.wav").write_bytes(b"no longer a WAV file")
+    with pytest.raises(tf.errors.OpError, match=r"audio file .*1\.wav changed after the data was loaded \(it was "
+                                                r"checked then\): is not a WAV file .*Load the data again"):
+        next(iter(ds))
+
+
 def test_jsonl_audio(clips):
     root, decoded = clips
     path = root / "a.jsonl"
@@ -423,8 +449,17 @@ def test_train_infers_the_audio_input_from_a_csv(tmp_path, capsys, towers):
     assert (modality.kind, modality.tower) == ("audio", towers["audio"])
     assert (modality.options["sample_rate"], modality.options["num_samples"]) == (RATE, 2000)
     out = capsys.readouterr().out
-    assert "8000 Hz audio, 0.25 s clips" in out and ("words" in out) == ("text" in towers)
+    assert "8000 Hz audio, 0.25 s clips, audio from column 'audio'" in out and ("words" in out) == ("text" in towers)
     assert len(result.history) == 1 and np.isfinite(result.history[0]["loss"])
+
+
+def test_audio_column_none_is_accepted_with_any_data():
+    from mmzoo.training import OptionError, _check_columns
+
+    options = {"image_column": "image", "text_column": "text"}
+    _check_columns({**options, "data": "mmzoo_shapes/vqa", "audio_column": None})  # TFDS: nothing to read
+    with pytest.raises(OptionError, match="audio_column.*goes with .csv/.jsonl data"):
+        _check_columns({**options, "data": "mmzoo_shapes/vqa", "audio_column": "speech"})
 
 
 def test_a_built_models_audio_format_is_applied_or_refused(tmp_path):

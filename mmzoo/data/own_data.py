@@ -710,9 +710,10 @@ def _check_audio_files(parsed, columns: _Columns, reject) -> list:
     return good
 
 
-def _audio_format(parsed, columns: _Columns, audio: dict, reject):
+def _audio_format(path, parsed, columns: _Columns, audio: dict, reject):
     """(rows, sample rate, clip length) of the audio features: the rate given or the most common one, the length
-    given or the longest clip's at that rate. Without `resample`, a row with a file of another rate is bad."""
+    given or the longest clip's at that rate (`_warn_long_clip`). Without `resample`, a row with a file of
+    another rate is bad."""
     if not columns.audios:
         return parsed, None, None
     rates = [row.wavs[key].sample_rate for row in parsed for key in columns.audios]
@@ -732,9 +733,28 @@ def _audio_format(parsed, columns: _Columns, audio: dict, reject):
                 f"{row.wavs[other].sample_rate} Hz; expected {rate} Hz ({why}): convert the file, or pass "
                 "resample=True to resample it as it is read", column))
         parsed = good
-    lengths = [resampled_length(row.wavs[key].frames, row.wavs[key].sample_rate, rate)
-               for row in parsed for key in columns.audios]
-    return parsed, rate, audio["num_samples"] or max(lengths, default=None)
+    lengths = {row.audios[key]: resampled_length(row.wavs[key].frames, row.wavs[key].sample_rate, rate)
+               for row in parsed for key in columns.audios}
+    if audio["num_samples"] is None and lengths:
+        _warn_long_clip(path, lengths, rate)
+    return parsed, rate, audio["num_samples"] or max(lengths.values(), default=None)
+
+
+LONG_CLIP_RATIO = 4  # a longest clip over this many times the median one is worth a warning
+
+
+def _warn_long_clip(path, lengths: dict, rate: int):
+    """Every clip is padded to the longest one by default, silently paying its memory and compute: one line when
+    the longest (`lengths`: {file: samples at `rate`}) is over LONG_CLIP_RATIO times the median clip."""
+    longest = max(lengths, key=lengths.get)
+    values = np.array(list(lengths.values()))
+    median = float(np.median(values))
+    if lengths[longest] > LONG_CLIP_RATIO * median:
+        typical = int(np.ceil(np.percentile(values, 95)))
+        warnings.warn(f"{path}: every audio clip is padded to the longest, {longest} "
+                      f"({lengths[longest] / rate:.2f} s), over {LONG_CLIP_RATIO}x the median clip "
+                      f"({median / rate:.2f} s): pass num_samples= to crop the long ones (e.g. "
+                      f"num_samples={typical}, which keeps 95 % of the clips whole)", stacklevel=6)
 
 
 def _audio_options(audio_root, sample_rate, num_samples, resample) -> dict:
@@ -838,7 +858,7 @@ def _checked_rows(path, records, *, columns, roots, known, skip_bad_rows, check_
     parsed = _parse_rows(records, columns, roots, known, reject)
     parsed, shapes = _check_image_files(parsed, columns, check_images, reject)
     parsed = _check_audio_files(parsed, columns, reject)
-    parsed, sample_rate, num_samples = _audio_format(parsed, columns, audio, reject)
+    parsed, sample_rate, num_samples = _audio_format(path, parsed, columns, audio, reject)
     bad = sorted(reject.bad)
     if not parsed:
         raise DataError(f"{path}: all {len(records)} rows are bad (first: row {bad[0][0]}: {bad[0][1]}).", path=path)

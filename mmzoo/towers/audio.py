@@ -245,7 +245,8 @@ def build_audio_tower(tower, **kwargs):
 
 def _tower_arguments(tower, options):
     """A modality's options (AudioInput.defaults' names) -> the arguments of the tower function registered as
-    `tower` that it takes (mel_cnn has no recurrent layer, so no `recurrent` or `pooling`)."""
+    `tower` that it takes (mel_cnn has no recurrent layer, so no `recurrent` or `pooling`); a function taking
+    `**kwargs` (a user's tower) gets them all."""
     accepted = inspect.signature(get_tower(tower, kind="audio", argument="audio_tower").function).parameters
     arguments = dict(sample_rate=options["sample_rate"], num_samples=options["num_samples"],
                 mel_bins=options["mel_bins"], frame_length_ms=options["frame_length_ms"],
@@ -253,6 +254,8 @@ def _tower_arguments(tower, options):
                 time_pools=options["audio_time_pools"], units=options["audio_units"],
                 recurrent=options["audio_recurrent"], pooling=options["audio_pooling"],
                 spec_augment=options["spec_augment"])
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in accepted.values()):
+        return arguments
     return {key: value for key, value in arguments.items() if key in accepted}
 
 
