@@ -112,7 +112,7 @@ def test_shapes_lengths_and_what_the_model_is(transcriber):
     # 10 ms frames, one time pool: 2 frames a token; 4000 samples -> 51 frames -> 26 steps.
     assert transcriber.num_steps == mmzoo.towers.output_length(SAMPLES, sample_rate=RATE, time_pools=1) == 26
     lengths = [4000, 1000, 81, 1]
-    outputs = transcriber.inference_model({"audio": clips(lengths)})
+    outputs = transcriber.logits_model({"audio": clips(lengths)})
     expected = [mmzoo.towers.output_length(n, sample_rate=RATE, time_pools=1) for n in lengths]
     np.testing.assert_array_equal(outputs["lengths"].numpy(), expected)
     np.testing.assert_array_equal(valid_tokens(transcriber, clips(lengths)).numpy(), expected)
@@ -188,7 +188,7 @@ def test_ctc_hand_computed(implementation):
 
 def test_masked_logits_over_all_steps_equal_ctc_over_the_valid_steps(transcriber):
     waves = clips([4000, 3000, 2000])  # 26, 19 and 13 tokens: room for 12, 17 and 6 steps of labels
-    outputs = transcriber.inference_model({"audio": waves})
+    outputs = transcriber.logits_model({"audio": waves})
     labels = characters.LabelEncoder(transcriber.vocabulary).dense(tf.constant(TEXTS[:3]))
     label_lengths = tf.reduce_sum(tf.cast(labels > 0, tf.int32), axis=1)
     # keras.ops.ctc_loss with the token mask's lengths, on the logits before the blank padding.

@@ -3,7 +3,7 @@
 `decoding_function(transcriber, strategy=...)` builds the TensorFlow function that both
 `SpeechTranscriber.transcribe` (through a `tf.function`) and the export's signatures (mmzoo/transcription/export.py)
 run, so what a user tries in Python is what the SavedModel serves. Both strategies decode each clip over its own
-valid steps (the transcriber's `inference_model` gives their count):
+valid steps (the transcriber's `logits_model` gives their count):
 
 * "greedy": the most likely class at every step, repeats merged, blanks dropped (`tf.nn.ctc_greedy_decoder`).
   Its `log_probability` is that of the best alignment (the sum of each step's best log-probability).
@@ -62,7 +62,7 @@ def decoding_function(transcriber, *, strategy="greedy", beam_width=16):
     tokens = transcriber.id_to_token
 
     def run(waveforms):
-        outputs = transcriber.inference_model({INPUT: waveforms}, training=False)
+        outputs = transcriber.logits_model({INPUT: waveforms}, training=False)
         return decode_logits(outputs["logits"], outputs["lengths"], tokens, strategy, beam_width)
 
     return run

@@ -125,7 +125,8 @@ class SpeechTranscriber(keras.Model):
     num_samples=...)`; `get_config` returns the constructor's arguments, so `.keras` files reload. Train with
     plain `fit` on `pack_dataset(transcriber, batches)`; `compile()` defaults to the replica-safe `CTCLoss`. Ask
     the model what it is: `vocabulary`, `id_to_token`, `sample_rate`, `num_samples`, `num_steps`,
-    `audio_tower`, `inference_model` (logits and valid lengths), `transcribe(waveforms)`.
+    `audio_tower`, `logits_model` (logits and valid lengths; not `inference_model`, which `mmzoo.export_model` would
+    export instead of the transcriber), `transcribe(waveforms)`.
     """
 
     task = TASK
@@ -200,7 +201,7 @@ class SpeechTranscriber(keras.Model):
         return self.get_layer("audio_tower")
 
     @property
-    def inference_model(self):
+    def logits_model(self):
         """`{"audio": waveforms}` -> `{"logits", "lengths"}` (int32 valid steps per clip), sharing the weights."""
         return self._inference
 
