@@ -153,11 +153,10 @@ class MultimodalClassifier(keras.Model):
                  text_token_embeddings=False, fusion_units=256, fusion_options=None, head_hidden_units=None,
                  dropout=0.1, modality_dropout=None, modality_dropout_seed=None, name="mmzoo_classifier",
                  sample_rate=16000, num_samples=32000, mel_bins=40, audio_units=128, spec_augment=None, **kwargs):
-        audio = dict(sample_rate=sample_rate, num_samples=num_samples, mel_bins=mel_bins, audio_units=audio_units,
-                     spec_augment=spec_augment)
         shared = dict(image_size=image_size, image_weights=image_weights, trainable_stages=trainable_stages,
                       vocabulary=vocabulary, sequence_length=sequence_length, embedding_dim=embedding_dim,
-                      text_units=text_units, text_token_embeddings=text_token_embeddings, **audio)
+                      text_units=text_units, text_token_embeddings=text_token_embeddings, sample_rate=sample_rate,
+                      num_samples=num_samples, mel_bins=mel_bins, audio_units=audio_units, spec_augment=spec_augment)
         modalities = _modalities(towers, shared)
         output = _check_fusion(fusion, modalities, text_token_embeddings)
         if not 0.0 <= dropout < 1.0:
@@ -204,10 +203,8 @@ class MultimodalClassifier(keras.Model):
             sequence_length=sequence_length, image_weights=None, trainable_stages=trainable_stages,
             embedding_dim=embedding_dim, text_units=text_units, text_token_embeddings=text_token_embeddings,
             fusion_units=fusion_units, fusion_options=_recorded_fusion_options(fusion, fusion_options),
-            head_hidden_units=head_hidden_units, dropout=dropout,
+            head_hidden_units=head_hidden_units, dropout=dropout, **_recorded_audio(modalities, shared),
         )
-        if any(m.kind == "audio" for m in modalities.values()):  # only then, as for presence below
-            self._config.update(_plain_audio(audio))
         if presence:  # only then, so the configs of other models stay as earlier versions wrote them
             self._config.update({"modality_dropout": _plain(modality_dropout),
                                  "modality_dropout_seed": modality_dropout_seed})
@@ -404,8 +401,13 @@ def _all_present(modality, value):
     return tf.ones(shape[:tf.size(shape) - len(modality.shape)], dtype=tf.bool)
 
 
-def _plain_audio(audio):
-    """The audio builder arguments as a config stores them (a `spec_augment` dict copied)."""
+def _recorded_audio(modalities, shared):
+    """The audio builder arguments (`_KIND_OPTIONS["audio"]` of `shared`) as a config stores them, a
+    `spec_augment` dict copied; none for a model without an audio input, so that the configs of other models
+    stay as earlier versions wrote them (as for the presence options)."""
+    if not any(m.kind == "audio" for m in modalities.values()):
+        return {}
+    audio = {key: shared[key] for key in _KIND_OPTIONS["audio"]}
     spec_augment = audio["spec_augment"]
     return dict(audio, spec_augment=dict(spec_augment) if isinstance(spec_augment, dict) else spec_augment)
 
