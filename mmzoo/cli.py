@@ -48,6 +48,8 @@ DEFAULT_CAPTION_DATASET = "mmzoo_shapes/captions"
 # --epochs auto for captioning: the classifier's rule counts labelled examples, not caption tokens; 10 epochs is
 # what the bundled captions' recipes were tuned with.
 CAPTION_AUTO_EPOCHS = 10
+DEFAULT_TRANSCRIBE_RECIPE = "mel_crnn_ctc"
+DEFAULT_TRANSCRIBE_DATASET = "mmzoo_shapes/spoken_captions"
 
 # Library argument names whose flag is not the name with dashes.
 _FLAGS = {"data": "--dataset", "validation_data": "--val-data", "validation_split": "--val-split",
@@ -233,7 +235,7 @@ def build_parser():
     parser = _Parser(prog="mmzoo", description="Multimodal (image + text) model zoo for Keras.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (_add_list, _add_train, _add_evaluate, _add_export, _add_pretrain, _add_distill, _add_predict,
-                _add_caption, _add_robustness):
+                _add_caption, _add_transcribe, _add_robustness):
         add(commands)
     return parser
 
@@ -267,12 +269,15 @@ def _add_train(commands):
                        help="with a .csv/.jsonl --dataset and no --val-data: the fraction of its rows held out for "
                        "validation and early stopping (and test, without --test-data); 'auto': 0.1 (default: "
                        "%(default)s)")
-    train.add_argument("--task", type=_choice("--task", ("classify", "caption")), default="classify",
-                       help="'classify' (answers) or 'caption' (generate captions: a captioning recipe, default "
+    train.add_argument("--task", type=_choice("--task", ("classify", "caption", "transcribe")), default="classify",
+                       help="'classify' (answers), 'caption' (generate captions: a captioning recipe, default "
                        f"{DEFAULT_CAPTION_RECIPE}, on {DEFAULT_CAPTION_DATASET} or a .csv/.jsonl of image and caption "
-                       f"columns; --epochs auto is {CAPTION_AUTO_EPOCHS}; --strategy, --patience, --val-fraction, "
-                       "--towers, --fusion, --object-epochs and --train-image-tower do not apply; see "
-                       "docs/captioning.md) (default: %(default)s)")
+                       f"columns; --epochs auto is {CAPTION_AUTO_EPOCHS}; see docs/captioning.md) or 'transcribe' "
+                       f"(speech to text: a transcription recipe, default {DEFAULT_TRANSCRIBE_RECIPE}, on "
+                       f"{DEFAULT_TRANSCRIBE_DATASET} or a .csv/.jsonl of WAV paths ('audio' column) and transcripts "
+                       "('text', or --text-column); see docs/transcription.md); with 'caption' and 'transcribe', "
+                       "--strategy, --patience, --val-fraction, --towers, --fusion, --object-epochs and "
+                       "--train-image-tower do not apply (default: %(default)s)")
     train.add_argument(
         "--strategy", type=_choice("--strategy", STRATEGIES), default="default",
         help="tf.distribute strategy: 'default' (one device), 'mirrored' (all local GPUs, or the CPU), 'multiworker' "
@@ -366,16 +371,25 @@ def _add_distill(commands):
 
 def _add_predict(commands):
     predict = commands.add_parser(
-        "predict", help="answer one example with an exported model; prints the label and its probability",
-        description="Run an exported SavedModel on one example: an image file (JPEG, PNG, GIF or BMP) for each "
-        "image input and a text for each text input. --image and --text feed the inputs named 'image' and 'text'; "
-        "--input NAME=VALUE feeds any input. Prints the predicted label and its probability, tab-separated.")
-    predict.add_argument("--model", required=True, help="SavedModel version directory, or model directory (highest version)")
+        "predict", help="answer one example with an exported or .keras model; prints the label and its probability",
+        description="Run a model (an exported SavedModel, or a .keras file as `mmzoo train` saves) on one example: "
+        "an image file (JPEG, PNG, GIF or BMP) for each image input, a text for each text input and a WAV file for "
+        "each audio input. --image, --text and --audio feed the inputs named 'image', 'text' and 'audio' (--audio: "
+        "or the model's one audio input, whatever its name); --input NAME=VALUE feeds any input. Prints the "
+        "predicted label and its probability, tab-separated.")
+    predict.add_argument("--model", required=True, help="SavedModel version directory, model directory (highest "
+                         "version) or .keras file")
     predict.add_argument("--image", default=None, help="image file (JPEG, PNG, GIF, BMP) for the input 'image'")
     predict.add_argument("--text", default=None, help="the text for the input 'text', e.g. a question")
+    predict.add_argument("--audio", default=None, help="WAV file for the input 'audio' (or the model's one audio "
+                         "input): PCM 8/16/24/32-bit or float, mono or stereo (mixed down), at the model's sampling "
+                         "rate; cropped or zero-padded at the end to the model's clip length")
+    predict.add_argument("--resample", action="store_true", help="resample WAV files of another sampling rate to "
+                         "the model's (as mmzoo.data reads a CSV's audio); without it such a file is an error")
     predict.add_argument("--input", dest="inputs", action="append", type=_named_value, default=[], metavar="NAME=VALUE",
-                         help="an input by name: an image file for an image input, the text for a text input; "
-                         "once per input (e.g. --input front=front.png --input question='how many?')")
+                         help="an input by name: an image file for an image input, the text for a text input, a WAV "
+                         "file for an audio input; once per input (e.g. --input front=front.png "
+                         "--input question='how many?')")
     predict.set_defaults(run=_predict)
 
 
@@ -535,6 +549,20 @@ def _export_dir(args, default_name):
 
 
 LIST_IMAGE_SIZE = 32  # the towers are convolutional: their parameter count does not depend on the image size
+LIST_KINDS = ("image", "text", "audio")  # the tower columns of `mmzoo list`
+
+
+def _recipe_towers_by_kind(recipe):
+    """{kind: the recipe's towers of that input kind, joined by '+', or '-'} from `towers` or the two-input
+    shorthand `image_tower`/`text_tower`."""
+    from mmzoo.towers import get_tower
+
+    towers = recipe.get("towers") or {"image": recipe.get("image_tower"), "text": recipe.get("text_tower")}
+    names = [spec.get("tower") if isinstance(spec, dict) else spec for spec in towers.values()]
+    by_kind = {kind: [] for kind in LIST_KINDS}
+    for name in filter(None, names):
+        by_kind.setdefault(get_tower(name).kind, []).append(name)
+    return {kind: "+".join(found) or "-" for kind, found in by_kind.items()}
 
 
 def _list(args):
@@ -542,15 +570,16 @@ def _list(args):
 
     names = list_models()
     counts = _parameter_counts(names) if args.params else {}
-    header = ("recipe", "image tower", "text tower", "fusion") + (("params",) if args.params else ())
+    header = ("recipe", "image tower", "text tower", "audio tower", "fusion") + (("params",) if args.params else ())
     rows = [header]
     for name in names:
         recipe = get_recipe(name)
-        row = (name, str(recipe["image_tower"]), str(recipe["text_tower"]), str(recipe["fusion"]))
+        towers = _recipe_towers_by_kind(recipe)
+        row = (name, *(towers[kind] for kind in LIST_KINDS), str(recipe.get("fusion") or "-"))
         rows.append(row + ((f"{counts[name]:,}",) if args.params else ()))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for i, row in enumerate(rows):
-        cells = [cell.rjust(width) if j == 4 else cell.ljust(width) for j, (cell, width) in enumerate(zip(row, widths))]
+        cells = [cell.rjust(width) if j == 5 else cell.ljust(width) for j, (cell, width) in enumerate(zip(row, widths))]
         print("  ".join(cells) + "  " + ("description" if i == 0 else describe_recipe(row[0])))
     if args.params:
         from mmzoo.data import bundled
@@ -591,8 +620,8 @@ def _parameter_counts(names):
         for name in names:
             model = build_model(name, num_classes=bundled.VQA_NUM_CLASSES, vocabulary=vocabulary,
                                 image_size=LIST_IMAGE_SIZE)
-            tower = get_recipe(name)["image_tower"]
-            counts[name] = model.count_params() + (towers[tower][0] if tower is not None else 0)
+            image = _recipe_towers_by_kind(get_recipe(name))["image"]
+            counts[name] = model.count_params() + sum(towers[tower][0] for tower in image.split("+") if tower != "-")
     finally:
         image_towers.build_image_tower = real_builder
     if len(towers) > known:
@@ -657,6 +686,8 @@ def _train(args):
 
     if args.task == "caption":
         return _train_captioner(args)
+    if args.task == "transcribe":
+        return _train_transcriber(args)
     args.recipe = args.recipe or DEFAULT_RECIPE
     model_options = {}
     if args.towers is not None:
@@ -703,13 +734,14 @@ def _columns(args):
 
 def _predict_example(model, text):
     """The `mmzoo predict` arguments for `model`'s inputs, placeholders for the values."""
+    placeholders = {"image": "{}.png", "audio": "{}.wav"}
     parts = []
     for name, modality in model.modalities.items():
-        image = modality.kind == "image"
+        value = placeholders[modality.kind].format(name.upper()) if modality.kind in placeholders else None
         if name == modality.kind:
-            parts.append("--image IMAGE.png" if image else f'--text "{text}"')
+            parts.append(f"--{name} {value}" if value else f'--text "{text}"')
         else:
-            parts.append(f"--input {name}={name.upper()}.png" if image else f'--input {name}="TEXT"')
+            parts.append(f"--input {name}={value}" if value else f'--input {name}="TEXT"')
     return " ".join(parts)
 
 
@@ -967,37 +999,83 @@ def _export(args):
 
 def _predict(args):
     import numpy as np
-    import tensorflow as tf
 
-    import mmzoo
-
-    if not os.path.exists(args.model):
-        raise FileNotFoundError(f"model not found: {args.model}")
-    served = mmzoo.load_exported(args.model)
-    inputs = _exported_input_kinds(served)
+    model, kind = _load_any_model(args.model)
+    inputs = _keras_input_kinds(model) if kind == "keras" else _exported_input_kinds(model)
+    audio = _audio_formats(model, kind)
     feeds = {}
     for name, (flag, value) in _predict_values(args, inputs).items():
         if inputs[name] == "image":
-            feeds[f"{name}_bytes"] = [_read_image(flag, value, inputs)]
+            feeds[name] = _read_image(flag, value, inputs)
+        elif inputs[name] == "audio":
+            feeds[name] = _read_audio(flag, value, inputs, *audio[name], resample=args.resample)
         else:
-            feeds[name] = [value]
-    try:
-        outputs = served.predict_image_bytes(feeds) if "image" in inputs.values() else served(feeds)
-    except tf.errors.InvalidArgumentError:
-        raise UsageError(f"{args.model}: could not decode the images given ({_taken(inputs)})") from None
-    probabilities = outputs["probabilities"][0]
-    best = int(np.argmax(probabilities))
-    label = outputs["label"][0] if "label" in outputs else str(best)
-    print(f"{label}\t{probabilities[best]:.4f}")
+            feeds[name] = value
+    probabilities, label = (_predict_keras(model, feeds, inputs) if kind == "keras"
+                            else _predict_exported(model, feeds, inputs, args.model))
+    print(f"{label}\t{float(np.max(probabilities)):.4f}")
     return 0
 
 
+def _predict_exported(served, feeds, inputs, path):
+    """(probabilities, the predicted label) of an export for one example: images as their encoded bytes (decoded
+    and resized in its graph), audio as the waveform read here, texts as they are."""
+    import tensorflow as tf
+
+    request = {}
+    for name, value in feeds.items():
+        if inputs[name] == "image":
+            request[f"{name}_bytes"] = [value]
+        else:
+            request[name] = [value] if inputs[name] == "text" else value[None]
+    try:
+        outputs = served.predict_image_bytes(request) if "image" in inputs.values() else served(request)
+    except tf.errors.InvalidArgumentError:
+        raise UsageError(f"{path}: could not decode the images given ({_taken(inputs)})") from None
+    probabilities = outputs["probabilities"][0]
+    return probabilities, str(outputs["label"][0]) if "label" in outputs else str(int(probabilities.argmax()))
+
+
+def _predict_keras(model, feeds, inputs):
+    """(probabilities, the predicted label) of a .keras classifier for one example: each image decoded and
+    resized to its input's size by the functions its export uses, so both give the same answer."""
+    import keras
+    import numpy as np
+
+    from mmzoo.heads import find_class_names
+    from mmzoo.images import decode_image, resize_image
+
+    batch = {}
+    for name, value in feeds.items():
+        if inputs[name] == "image":
+            pixels = resize_image(decode_image(value), model.modalities[name].image_size)
+            batch[name] = np.asarray(pixels, np.float32)[None]
+        elif inputs[name] == "audio":
+            batch[name] = value[None]
+        else:
+            batch[name] = np.array([value], dtype=object)
+    logits = model(batch, training=False)
+    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(keras.ops.cast(logits, "float32"), axis=-1))[0]
+    names, best = find_class_names(model), int(probabilities.argmax())
+    return probabilities, str(names[best]) if names else str(best)
+
+
+def _audio_formats(model, kind):
+    """{audio input: (sample_rate, num_samples)} of a .keras model or an export."""
+    if kind == "keras":
+        return {name: (int(m.options["sample_rate"]), int(m.options["num_samples"]))
+                for name, m in getattr(model, "modalities", {}).items() if m.kind == "audio"}
+    return {name: (audio["sample_rate"], audio["num_samples"]) for name, audio in model.audio_inputs().items()}
+
+
 def _predict_values(args, inputs):
-    """{input name: (the flag that gave it, its value)} from --input, --image and --text: each input of the
-    model once, no other."""
+    """{input name: (the flag that gave it, its value)} from --input, --image, --text and --audio: each input of
+    the model once, no other."""
     given = [(f"--input {name}=", name, value) for name, value in args.inputs]
     given += [(f"--{name} ", name, value) for name, value in (("image", args.image), ("text", args.text))
               if value is not None]
+    if args.audio is not None:
+        given.append(("--audio ", _audio_flag_input(args.audio, inputs), args.audio))
     values = {}
     for flag, name, value in given:
         if name in values:
@@ -1008,15 +1086,50 @@ def _predict_values(args, inputs):
         values[name] = (flag, value)
     missing = [name for name in inputs if name not in values]
     if missing:
-        how = "--input NAME=VALUE" + (" (or --image/--text)" if set(inputs) <= {"image", "text"} else "")
+        flags = "/".join(f"--{name}" for name in inputs if name in ("image", "text", "audio"))
+        how = "--input NAME=VALUE" + (f" (or {flags})" if set(inputs) <= {"image", "text", "audio"} else "")
         raise UsageError(f"no value for input(s) {', '.join(missing)}: {_taken(inputs)}; give each with {how}")
     return values
 
 
+def _audio_flag_input(path, inputs):
+    """The input --audio feeds: 'audio', else the model's only audio input; a model without one is an error."""
+    audio = [name for name, kind in inputs.items() if kind == "audio"]
+    if "audio" in inputs or len(audio) > 1:
+        return "audio"  # several audio inputs: each by name (--input NAME=FILE.wav)
+    if not audio:
+        raise UsageError(f"--audio {path}: the model has no audio input; {_taken(inputs)}")
+    return audio[0]
+
+
 def _taken(inputs):
-    described = ", ".join(f"{name} (an image file)" if kind == "image" else f"{name} (a text)"
-                          for name, kind in inputs.items())
+    what = {"image": "an image file", "audio": "a WAV file"}
+    described = ", ".join(f"{name} ({what.get(kind, 'a text')})" for name, kind in inputs.items())
     return f"the model takes {described}"
+
+
+def _read_audio(flag, path, inputs, sample_rate, num_samples, *, resample=False):
+    """float32 (num_samples,) of a WAV file, as the model's audio input takes it (`mmzoo.data.wav.load_clip`),
+    checked here so that a bad file is named by its input. Another sampling rate is an error unless `resample`;
+    a clip longer than the model's is cropped, and stderr says so."""
+    from mmzoo.data.wav import WavError, load_clip, wav_info
+
+    try:
+        info = wav_info(path)
+        if info.sample_rate != sample_rate and not resample:
+            raise UsageError(f"{flag}{path}: a WAV file sampled at {info.sample_rate} Hz; the model takes "
+                             f"{sample_rate} Hz audio (give --resample to resample it)")
+        clip = load_clip(path, sample_rate=sample_rate, num_samples=num_samples)
+    except FileNotFoundError:
+        raise UsageError(f"{flag}{path}: audio file not found; {_taken(inputs)}") from None
+    except WavError as error:
+        raise UsageError(f"{flag}{path}: {error.reason}") from None
+    except OSError as error:
+        raise UsageError(f"{flag}{path}: audio file cannot be read: {error.strerror or error}") from None
+    if info.duration > num_samples / sample_rate:
+        print(f"mmzoo predict: {path} is {info.duration:.2f} s long; the model hears its first "
+              f"{num_samples / sample_rate:.2f} s", file=sys.stderr)
+    return clip
 
 
 def _read_image(flag, path, inputs):
@@ -1121,6 +1234,111 @@ def _train_captioner(args):
     if result.paths["export"]:
         print(f"  export          {result.paths['export']}")
         print(f"  try it          mmzoo caption --model {result.paths['export']} --image IMAGE.png")
+    return 0
+
+
+
+# === transcribe ===
+
+
+def _add_transcribe(commands):
+    transcribe = commands.add_parser(
+        "transcribe", help="transcribe WAV files with a trained transcriber; prints each file's transcript",
+        description="Transcribe speech in WAV files (PCM 8/16/24/32-bit or float, mono or stereo, mixed down) with "
+        "a transcriber exported by `mmzoo train --task transcribe` (a SavedModel directory: its decoding as "
+        "exported) or saved as .keras (--strategy, --beam-width apply). Prints one line per file: the file, "
+        "its transcript and the transcript's log-probability, tab-separated.")
+    transcribe.add_argument("--model", required=True, help="SavedModel version or model directory, or a .keras file")
+    transcribe.add_argument("--audio", required=True, nargs="+", metavar="WAV", help="WAV file(s) to transcribe")
+    transcribe.add_argument("--resample", action="store_true", help="resample WAV files of another sampling rate to "
+                            "the model's (as mmzoo.data reads a CSV's audio); without it such a file is an error")
+    transcribe.add_argument("--strategy", type=_choice("--strategy", ("greedy", "beam")), default="greedy",
+                            help="with a .keras model: greedy or beam-search decoding (default: %(default)s)")
+    transcribe.add_argument("--beam-width", type=_positive_int, default=16,
+                            help="prefixes kept by --strategy beam (default: %(default)s)")
+    transcribe.set_defaults(run=_transcribe)
+
+
+def _transcribe(args):
+    import numpy as np
+
+    if not os.path.exists(args.model):
+        raise FileNotFoundError(f"model not found: {args.model}")
+    if os.path.isdir(args.model):
+        import mmzoo
+
+        served = mmzoo.load_exported(args.model)
+        if (served.metadata or {}).get("task") != "transcribe":
+            raise UsageError(f"--model {args.model}: not a transcriber's export (use `mmzoo predict` for classifiers)")
+        audio = served.audio_inputs()["audio"]
+        waveforms = _read_speech(args.audio, audio["sample_rate"], audio["num_samples"], args.resample)
+        outputs = served({"audio": waveforms})
+        transcripts = [text.decode("utf-8") for text in outputs["transcript"]]
+    else:
+        from mmzoo.transcription.training import load_transcriber
+
+        model = load_transcriber(args.model)
+        waveforms = _read_speech(args.audio, model.sample_rate, model.num_samples, args.resample)
+        outputs = model.transcribe(waveforms, strategy=args.strategy, beam_width=args.beam_width)
+        transcripts = list(outputs["transcript"])
+    for path, transcript, log_probability in zip(args.audio, transcripts, np.asarray(outputs["log_probability"])):
+        print(f"{path}\t{transcript}\t{log_probability:.4f}")
+    return 0
+
+
+def _read_speech(paths, sample_rate, num_samples, resample):
+    """float32 [len(paths), num_samples]: each WAV file as the transcriber takes it (`mmzoo.data.wav.load_clip`),
+    a bad file named by its path. Another sampling rate is an error unless `resample` (then stderr says so); a clip
+    longer than the model's is cropped, and stderr says so."""
+    import numpy as np
+
+    from mmzoo.data.wav import WavError, load_clip, wav_info
+
+    clips = []
+    for path in paths:
+        try:
+            info = wav_info(path)
+            if info.sample_rate != sample_rate and not resample:
+                raise UsageError(f"--audio {path}: a WAV file sampled at {info.sample_rate} Hz; the model takes "
+                                 f"{sample_rate} Hz audio (give --resample to resample it)")
+            clips.append(load_clip(path, sample_rate=sample_rate, num_samples=num_samples))
+        except FileNotFoundError:
+            raise UsageError(f"--audio {path}: audio file not found") from None
+        except WavError as error:
+            raise UsageError(f"--audio {path}: {error.reason}") from None
+        if info.sample_rate != sample_rate:
+            print(f"mmzoo transcribe: {path} resampled from {info.sample_rate} Hz to {sample_rate} Hz", file=sys.stderr)
+        if info.duration > num_samples / sample_rate:
+            print(f"mmzoo transcribe: {path} is {info.duration:.2f} s long; the model hears its first "
+                  f"{num_samples / sample_rate:.2f} s", file=sys.stderr)
+    return np.stack(clips).astype(np.float32)
+
+
+def _train_transcriber(args):
+    from mmzoo.transcription.training import train_transcriber
+
+    for flag, attribute, unset in _NOT_FOR_CAPTIONS + (("--init", "init", None), ("--image-column", "image_column", None)):
+        if getattr(args, attribute) != unset:
+            raise UsageError(f"{flag} does not apply to --task transcribe; leave it out")
+    args.recipe = args.recipe or DEFAULT_TRANSCRIBE_RECIPE
+    args.dataset = DEFAULT_TRANSCRIBE_DATASET if args.dataset == DEFAULT_DATASET else args.dataset
+    name = _run_name(args)
+    result = train_transcriber(
+        args.recipe, args.dataset, validation_data=args.val_data, test_data=args.test_data,
+        train_split=args.train_split, validation_split=args.val_split, test_split=args.test_split,
+        data_dir=args.data_dir, text_column=args.text_column[0] if args.text_column else None,
+        skip_bad_rows=args.skip_bad_rows, encoding=args.encoding, batch_size=args.batch_size, epochs=args.epochs,
+        learning_rate=args.learning_rate, schedule=args.schedule, seed=args.seed,
+        output_dir=args.output_dir or os.path.join("runs", name), export_dir=_export_dir(args, name),
+        verbose=args.verbose)
+    for metric, value in result.test_metrics.items():
+        print(f"  test {metric:<12}{value:.4f}" if isinstance(value, float) else f"  test {metric:<12}{value}")
+    if not result.test_metrics:
+        print("  no validation/test data: no WER/CER measured; give --val-data/--test-data")
+    print(f"  model           {result.paths['model']}")
+    if result.paths["export"]:
+        print(f"  export          {result.paths['export']}")
+        print(f"  try it          mmzoo transcribe --model {result.paths['export']} --audio SPEECH.wav")
     return 0
 
 

@@ -41,3 +41,39 @@ def tiny_dataset(batch_size=8, batches=2):
     x, y = tiny_batch(batch_size=batch_size * batches, seed=0)
     features = {"image": x["image"], "text": tf.constant(list(x["text"]))}
     return tf.data.Dataset.from_tensor_slices((features, y)).batch(batch_size)
+
+
+# Audio inputs of the tiny models: 0.5 s at 8 kHz, narrow towers.
+AUDIO_SAMPLE_RATE = 8000
+AUDIO_NUM_SAMPLES = 4000
+
+
+def tiny_audio_overrides(**extra):
+    """`tiny_overrides` plus the audio builder arguments that keep an audio tower tiny (ignored without audio)."""
+    return tiny_overrides(sample_rate=AUDIO_SAMPLE_RATE, num_samples=AUDIO_NUM_SAMPLES, mel_bins=16, audio_units=16,
+                          **extra)
+
+
+def tiny_waveforms(batch_size=4, seed=0, num_samples=AUDIO_NUM_SAMPLES):
+    """float32 [B, num_samples] in [-1, 1]: tones of different pitch and length, zero-padded at the end."""
+    rng = np.random.default_rng(seed)
+    time = np.arange(num_samples) / AUDIO_SAMPLE_RATE
+    waves = np.zeros((batch_size, num_samples), np.float32)
+    for row in range(batch_size):
+        length = int(rng.integers(num_samples // 4, num_samples + 1))
+        tone = 0.5 * np.sin(2 * np.pi * rng.uniform(200, 2000) * time[:length])
+        waves[row, :length] = tone + 0.05 * rng.standard_normal(length)
+    return np.clip(waves, -1.0, 1.0).astype(np.float32)
+
+
+def tiny_model_batch(model, batch_size=4, seed=0):
+    """(`tiny_batch`'s image and text, plus `tiny_waveforms` for each audio input, for the inputs `model` takes,
+    labels)."""
+    inputs, labels = tiny_batch(batch_size=batch_size, seed=seed)
+    features = {}
+    for name, modality in model.modalities.items():
+        if modality.kind == "audio":
+            features[name] = tiny_waveforms(batch_size, seed, num_samples=modality.options["num_samples"])
+        else:
+            features[name] = inputs[modality.kind]
+    return features, labels

@@ -67,14 +67,20 @@ def test_list_shows_every_recipe_with_towers_fusion_and_parameters(capsys, tmp_p
     rows = lines[1 : 1 + len(mmzoo.list_models())]
     for name, line in zip(mmzoo.list_models(), rows):
         recipe = mmzoo.get_recipe(name)
-        assert line.split()[:4] == [name, recipe["image_tower"], recipe["text_tower"], recipe["fusion"]]
+        if "towers" not in recipe:  # the two-input shorthand: no audio tower
+            assert line.split()[:5] == [name, recipe["image_tower"], recipe["text_tower"], "-", recipe["fusion"]]
         assert mmzoo.describe_recipe(name) in line
+    # Recipes given by `towers`: one column per input kind, '-' for none.
+    shown = {line.split()[0]: line.split()[1:5] for line in rows}
+    assert shown["coord_cnn_mel_crnn_coattention"] == ["coord_cnn", "-", "mel_crnn", "coattention"]
+    assert shown["coord_cnn_mel_crnn_gru_coattention"] == ["coord_cnn", "gru", "mel_crnn", "coattention"]
+    assert shown["mel_crnn_classifier"] == ["-", "-", "mel_crnn", "-"]
     # The count is the real model's, for the bundled data's 14 classes and 36 words.
     vocabulary = [f"w{i}" for i in range(bundled.VQA_VOCABULARY_SIZE)]
-    for name in ("small_cnn_lstm_concat", cli.DEFAULT_RECIPE):
+    for name in ("small_cnn_lstm_concat", cli.DEFAULT_RECIPE, "coord_cnn_mel_crnn_coattention"):
         model = mmzoo.build_model(name, num_classes=bundled.VQA_NUM_CLASSES, vocabulary=vocabulary, image_size=32)
         row = next(line for line in rows if line.startswith(name + " "))
-        assert row.split()[4] == f"{model.count_params():,}"
+        assert row.split()[5] == f"{model.count_params():,}"
     assert (tmp_path / "mmzoo" / "tower_parameters.json").is_file()
     assert cli.main(["list"]) == 0  # from the cache: the same table
     assert capsys.readouterr().out == out

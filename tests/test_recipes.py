@@ -7,7 +7,7 @@ import pytest
 import mmzoo
 from mmzoo.fusion import FUSIONS
 from mmzoo.heads import find_class_names
-from helpers import CLASS_NAMES, tiny_batch, tiny_overrides
+from helpers import CLASS_NAMES, tiny_audio_overrides, tiny_model_batch
 
 
 # One xdist group per recipe: with `-n 2 --dist loadgroup` each model is built once, on one worker.
@@ -17,8 +17,17 @@ from helpers import CLASS_NAMES, tiny_batch, tiny_overrides
 )
 def recipe_model(request):
     keras.utils.set_random_seed(0)
-    model = mmzoo.build_model(request.param, **tiny_overrides())
+    # Audio builder arguments are ignored by recipes without an audio input.
+    model = mmzoo.build_model(request.param, **tiny_audio_overrides())
     return request.param, model
+
+
+def _kinds(name):
+    """{input name: kind} of recipe `name`'s towers (image_tower/text_tower or `towers`)."""
+    recipe = mmzoo.get_recipe(name)
+    towers = recipe.get("towers") or {"image": recipe.get("image_tower"), "text": recipe.get("text_tower")}
+    return {key: mmzoo.towers.get_tower(spec["tower"] if isinstance(spec, dict) else spec).kind
+            for key, spec in towers.items() if spec is not None}
 
 
 def _logits(model, inputs):
@@ -28,15 +37,24 @@ def _logits(model, inputs):
 def test_registry_has_every_family():
     fusions = {mmzoo.get_recipe(name)["fusion"] for name in mmzoo.list_models() if name.startswith("resnet50_lstm_")}
     assert fusions == set(FUSIONS)
-    text_towers = {mmzoo.get_recipe(name)["text_tower"] for name in mmzoo.list_models()}
+    text_towers = {mmzoo.get_recipe(name).get("text_tower") for name in mmzoo.list_models()} - {None}
     assert text_towers == {"lstm", "bilstm", "gru"}
-    assert any(mmzoo.get_recipe(name)["image_tower"] == "small_cnn" for name in mmzoo.list_models())
+    assert any(mmzoo.get_recipe(name).get("image_tower") == "small_cnn" for name in mmzoo.list_models())
     assert mmzoo.list_models() == sorted(mmzoo.list_models())
+
+
+def test_registry_has_audio_recipes():
+    """Image + audio, image + text + audio and audio alone (docs/audio.md), each input named after its kind, as
+    mmzoo.data yields a TFDS Audio feature and from_csv an audio column."""
+    kinds = [_kinds(name) for name in mmzoo.list_models()]
+    assert {"image": "image", "audio": "audio"} in kinds
+    assert {"image": "image", "audio": "audio", "text": "text"} in kinds
+    assert {"audio": "audio"} in kinds
 
 
 def test_forward_pass_gives_logits(recipe_model):
     name, model = recipe_model
-    inputs, _ = tiny_batch()
+    inputs, _ = tiny_model_batch(model)
     logits = _logits(model, inputs)
     assert logits.shape == (4, len(CLASS_NAMES))
     assert logits.dtype == np.float32
@@ -46,7 +64,7 @@ def test_forward_pass_gives_logits(recipe_model):
 
 def test_one_training_step_changes_weights(recipe_model):
     _, model = recipe_model
-    inputs, labels = tiny_batch()
+    inputs, labels = tiny_model_batch(model)
     # Eager: the step's maths is what is checked here; graph-mode `fit` is covered by test_training.py, and
     # tracing a ResNet50 train function costs ~50 s per recipe on 2 cores.
     model.compile(
@@ -67,7 +85,7 @@ def test_one_training_step_changes_weights(recipe_model):
 
 def test_keras_file_round_trip_is_exact(recipe_model, tmp_path):
     _, model = recipe_model
-    inputs, _ = tiny_batch(seed=1)
+    inputs, _ = tiny_model_batch(model, seed=1)
     path = tmp_path / "model.keras"
     model.save(path)
     reloaded = keras.saving.load_model(path, safe_mode=True)
@@ -78,7 +96,7 @@ def test_keras_file_round_trip_is_exact(recipe_model, tmp_path):
 @pytest.mark.slow
 def test_export_serves_the_same_probabilities(recipe_model, tmp_path):
     _, model = recipe_model
-    inputs, _ = tiny_batch(seed=2)
+    inputs, _ = tiny_model_batch(model, seed=2)
     expected = keras.ops.convert_to_numpy(keras.ops.softmax(_logits(model, inputs)))
     version_dir = mmzoo.export_model(model, tmp_path / "served")
     served = mmzoo.load_exported(version_dir)(inputs)
