@@ -60,7 +60,9 @@ def export_model(model, path, *, overwrite=False):
     `mmzoo.data` at the model's size and served. The aspect ratio is not kept: crop first if it matters.
 
     A trainer (`mmzoo.trainers`) names what it serves in its `inference_model` (the classifier, the student);
-    only that is exported, never the training wrapper.
+    only that is exported, never the training wrapper. A captioner (`task == "caption"`) is exported by
+    `mmzoo.captioning.export_captioner`, a transcriber (`task == "transcribe"`) by
+    `mmzoo.transcription.export_transcriber` (waveforms or WAV bytes in, transcripts out).
 
     `model` may also be a dict of encoders, `{"image": image_encoder, "text": text_encoder}` (what a
     `DualEncoder`'s `inference_model` is): each takes one image (H, W, 3) or string input and returns one

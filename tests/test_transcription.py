@@ -308,9 +308,9 @@ def test_fit_lowers_the_loss():
     model = tiny_transcriber(dropout=0.0)
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     data = _batches(model, TEXTS).cache()
-    history = model.fit(data.repeat(15), epochs=1, verbose=0, shuffle=False)
+    history = model.fit(data.repeat(8), epochs=1, verbose=0, shuffle=False)
     before = model.evaluate(data, verbose=0)
-    model.fit(data.repeat(15), epochs=1, verbose=0, shuffle=False)
+    model.fit(data.repeat(8), epochs=1, verbose=0, shuffle=False)
     assert model.evaluate(data, verbose=0) < before < history.history["loss"][0]
 
 

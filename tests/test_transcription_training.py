@@ -60,6 +60,7 @@ def files(tmp_path_factory):
     return write_csv(folder, "train.csv", _texts(24, 0), seed=0), write_csv(folder, "val.csv", _texts(8, 1), seed=1)
 
 
+@pytest.mark.slow
 def test_train_transcriber_on_csv_files_writes_model_log_and_export(files, tmp_path):
     train, val = files
     result = train_transcriber("mel_crnn_ctc", str(train), validation_data=str(val), epochs=2, batch_size=8,
@@ -94,7 +95,7 @@ def test_train_transcriber_refuses_what_it_cannot_train(files):
                               **TINY_OPTIONS)
     with pytest.raises(ValueError, match="the transcriber takes 16000 Hz"):
         train_transcriber(model, "mmzoo_shapes/spoken_captions", train_split="train[:8]", epochs=1)
-    assert auto_epochs(3000) == 12 and auto_epochs(100) == 60 and auto_epochs(10**6) == 5 and auto_epochs(None) == 5
+    assert auto_epochs(3000) == 4 and auto_epochs(100) == 60 and auto_epochs(10**6) == 3 and auto_epochs(None) == 3
 
 
 def test_mmzoo_train_task_transcribe(files, tmp_path, capsys):
@@ -135,3 +136,30 @@ def test_bundled_spoken_captions_fit_the_default_recipe():
     report = fit_report(model, test)
     # 50 tokens a second; the fastest caption is under 21 characters a second: every one fits, with room.
     assert report["examples"] == 500 and report["too_long"] == 0 and report["max_required_fraction"] < 0.5
+
+
+def test_mmzoo_train_task_defaults(monkeypatch, capsys):
+    """--task transcribe: mel_crnn_ctc on the bundled spoken captions, batches of 32, epochs 'auto'; the
+    classifier keeps its batches of 64."""
+    import mmzoo.training
+    import mmzoo.transcription.training as transcription_training
+
+    calls = {}
+
+    def fake(name):
+        def run(model, data, **kwargs):
+            calls[name] = dict(kwargs, model=model, data=data)
+            raise ValueError("stop here")
+        return run
+
+    monkeypatch.setattr(transcription_training, "train_transcriber", fake("transcribe"))
+    monkeypatch.setattr(mmzoo.training, "train", fake("classify"))
+    assert cli.main(["train", "--task", "transcribe"]) == 2 and cli.main(["train"]) == 2
+    assert "stop here" in capsys.readouterr().err
+    transcribe, classify = calls["transcribe"], calls["classify"]
+    assert (transcribe["model"], transcribe["data"]) == ("mel_crnn_ctc", "mmzoo_shapes/spoken_captions")
+    assert transcribe["batch_size"] == 32 and transcribe["epochs"] == "auto" and transcribe["learning_rate"] == 3e-3
+    assert transcribe["output_dir"] == os.path.join("runs", "mel_crnn_ctc_mmzoo_shapes_spoken_captions")
+    assert classify["batch_size"] == 64
+    assert cli.main(["train", "--task", "transcribe", "--batch-size", "64"]) == 2
+    assert calls["transcribe"]["batch_size"] == 64

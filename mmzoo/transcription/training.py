@@ -12,9 +12,9 @@ from mmzoo.transcription.data import (fit_report, is_transcript_file, pack_datas
 KERAS_MODEL = "model.keras"
 CSV_LOG = "training_log.csv"
 LOG_DIR = "logs"
-# epochs="auto": about this many clips seen (12 epochs of the bundled 3,000 spoken captions), within the bounds.
-AUTO_EXAMPLES = 36_000
-AUTO_MIN_EPOCHS, AUTO_MAX_EPOCHS = 5, 60
+# epochs="auto": about this many clips seen (4 epochs of the bundled 3,000 spoken captions), within the bounds.
+AUTO_EXAMPLES = 12_000
+AUTO_MIN_EPOCHS, AUTO_MAX_EPOCHS = 3, 60
 GRADIENT_CLIP_NORM = 5.0
 
 
@@ -82,8 +82,8 @@ def train_transcriber(model, data, *, validation_data=None, test_data=None, trai
     history = model.fit(pack_dataset(model, train), epochs=epochs, verbose=verbose, shuffle=False,
                         callbacks=_callbacks(output_dir, callbacks),
                         validation_data=None if validation is None else pack_dataset(model, validation))
+    paths = _save(model, output_dir, export_dir, strategy, beam_width)  # before the evaluation, which may fail
     metrics = {} if test is None else _test_metrics(model, test, evaluate_limit, strategy, beam_width)
-    paths = _save(model, output_dir, export_dir, strategy, beam_width)
     return TranscribeTrainResult(model=model, history=history.history, test_metrics=metrics, data_report=report,
                                  paths=paths)
 
