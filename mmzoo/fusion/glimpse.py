@@ -63,8 +63,9 @@ class GlimpseFusion(FusionLayer):
     over word pairs `rel_r = sum_{t<u} beta_t beta_u (where_t - where_u) / sum_{t<u} beta_t beta_u` — first
     named minus second named. The question sets which way to compare ("left of": the first column minus the
     second is negative), so `rel` enters the output both as it is and times every feature of the pooled question
-    (`relation_readout="bilinear"`, `rel (x) q`), which makes the answer linear in it. The glimpses' queries are then the same per-word queries, averaged with their word
-    attention (`sum_t softmax_t(...) W_w h_t`), so every question type trains what the relations rely on.
+    (`relation_readout="bilinear"`, `rel (x) q`), which makes the answer linear in it. The glimpses' queries
+    are then the same per-word queries, averaged with their word attention (`sum_t softmax_t(...) W_w h_t`), so
+    every question type trains what the relations rely on.
 
     `out = dropout(relu(W [q; read_1..G; count_1..G; peak_1..G; where_1..G; rel; rel (x) q] + b))`,
     with `rel` in grid cells. `look(inputs)` returns the attention maps and the other pieces, for inspection.
@@ -92,7 +93,8 @@ class GlimpseFusion(FusionLayer):
     max_inputs = 2
 
     def __init__(self, units, num_glimpses=2, key_dim=None, grid_positions=False, max_text_steps=64, gate_bias=-4.0,
-                 relation_heads=0, relation_readout=RELATION_READOUTS[0], gate_scores=GATE_SCORES[0], dropout=0.0, modalities=DEFAULT_MODALITIES, **kwargs):
+                 relation_heads=0, relation_readout=RELATION_READOUTS[0], gate_scores=GATE_SCORES[0], dropout=0.0,
+                 modalities=DEFAULT_MODALITIES, **kwargs):
         super().__init__(units=units, dropout=dropout, modalities=modalities, **kwargs)
         self.num_glimpses = check_positive_int(num_glimpses, "num_glimpses")
         self.key_dim = check_positive_int(key_dim if key_dim is not None else self.units, "key_dim")
@@ -165,7 +167,8 @@ class GlimpseFusion(FusionLayer):
             self.relation_words.build(text_shape)
             if self.relation_readout == "sign":
                 self.relation_signs.build((text_shape[0], text_shape[-1]))
-        read_width = self.num_glimpses * (self.key_dim + 2 + (2 if self.grid_positions else 0)) + self._relation_width(text_shape[-1])
+        read_width = (self.num_glimpses * (self.key_dim + 2 + (2 if self.grid_positions else 0))
+                      + self._relation_width(text_shape[-1]))
         self.output_projection.build((image_shape[0], text_shape[-1] + read_width))
         self.output_dropout.build((image_shape[0], self.units))
         self.built = True
@@ -284,8 +287,9 @@ class GlimpseFusion(FusionLayer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"num_glimpses": self.num_glimpses, "key_dim": self.key_dim, "grid_positions": self.grid_positions,
-                       "max_text_steps": self.max_text_steps, "gate_bias": self.gate_bias, "relation_heads": self.relation_heads,
+        config.update({"num_glimpses": self.num_glimpses, "key_dim": self.key_dim,
+                       "grid_positions": self.grid_positions, "max_text_steps": self.max_text_steps,
+                       "gate_bias": self.gate_bias, "relation_heads": self.relation_heads,
                        "relation_readout": self.relation_readout, "gate_scores": self.gate_scores})
         return config
 
