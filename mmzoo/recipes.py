@@ -254,6 +254,15 @@ def coord_cnn_mel_crnn_gru_coattention():
 
 
 @register_recipe
+def mel_crnn_gru_coattention():
+    """Log-mel CRNN + GRU, co-attention: audio and text tokens attend to each other (a recording and its
+    transcript or a note about it). CPU-sized like coord_cnn_mel_crnn_coattention's audio tower."""
+    text_sizes = {key: _COORD_CNN_SIZES[key] for key in ("sequence_length", "embedding_dim", "text_units",
+                                                          "fusion_units")}
+    return dict(text_sizes, **_CPU_AUDIO_SIZES, fusion="coattention", towers={"audio": dict(_CPU_AUDIO), "text": "gru"})
+
+
+@register_recipe
 def mel_crnn_classifier():
     """Audio alone: a log-mel CNN + GRU, its states mean-pooled, then the head (spoken words, sounds).
     CPU-sized like coord_cnn_mel_crnn_coattention's audio tower."""

@@ -484,6 +484,7 @@ class _Training:
                 warnings.warn(line, stacklevel=3)
             else:
                 self.say(line)
+        self._check_recipe_inputs()
         model, copied = self._build_model()
         self._check_inputs(model)
         self._announce(model, copied)
@@ -638,8 +639,23 @@ class _Training:
                 raise OptionError("model_options['towers']", towers, "expected one tower for each input of the "
                                   f"data, of its kind: {_describe_inputs(data_kinds)} ({'; '.join(problems)})"
                                   + self._column_hint())
-        elif wrong:
-            what = f"recipe {self.name}" if isinstance(self.o["model"], str) else f"model {model.name!r}"
+        else:
+            self._refuse_missing_inputs(model_kinds, data_kinds)
+            unused = {key: kind for key, kind in data_kinds.items() if key not in model_kinds}
+            if unused and _is_file_data(self.o["data"]):
+                self.say(f"Not read by {self.name}: the data's {_describe_inputs(unused)}; to use them, name a "
+                         "tower for each input (--towers).")
+
+    def _check_recipe_inputs(self):
+        """Before building: a recipe whose inputs the data lacks is refused for that, rather than for what building
+        it without them lacks (a text tower with no texts to take a vocabulary from)."""
+        model_kinds = _recipe_input_kinds(self.o["model"], self.o["model_options"] or {})
+        if model_kinds:
+            self._refuse_missing_inputs(model_kinds, _data_input_kinds(self.data))
+
+    def _refuse_missing_inputs(self, model_kinds, data_kinds):
+        if any(key not in data_kinds or data_kinds[key] not in (None, kind) for key, kind in model_kinds.items()):
+            what = f"recipe {self.name}" if isinstance(self.o["model"], str) else f"model {self.name!r}"
             raise OptionError("model", self.name, f"{what} takes {_describe_inputs(model_kinds)}; the data has "
                               f"{_describe_inputs(data_kinds)}: name a tower for each of the data's inputs in "
                               "model_options['towers'] (mmzoo train --towers)")
@@ -970,6 +986,21 @@ def _builds_audio(recipe, model_options):
         return any(get_tower(_tower_name(spec)).kind == "audio" for spec in towers.values())
     except (ValueError, AttributeError):  # not towers build_model takes: it says so itself
         return False
+
+
+def _recipe_input_kinds(recipe, model_options):
+    """`{input: kind}` of a recipe naming its towers by input, before it is built; {} where that is not known
+    without building (a built model, towers given in `model_options`, the two-input shorthand)."""
+    if not isinstance(recipe, str) or model_options.get("towers"):
+        return {}
+    from mmzoo.recipes import get_recipe
+    from mmzoo.towers import get_tower
+
+    try:
+        towers = get_recipe(recipe).get("towers") or {}
+        return {key: get_tower(_tower_name(spec)).kind for key, spec in towers.items()}
+    except (ValueError, AttributeError):  # not a classifier recipe's towers: building says what is wrong
+        return {}
 
 
 def _describe_inputs(kinds):

@@ -453,6 +453,39 @@ def test_train_infers_the_audio_input_from_a_csv(tmp_path, capsys, towers):
     assert len(result.history) == 1 and np.isfinite(result.history[0]["loss"])
 
 
+@pytest.mark.parametrize("columns, recipe", [
+    (("audio", "label"), "mel_crnn_classifier"),
+    pytest.param(("audio", "text", "label"), "mel_crnn_gru_coattention", marks=pytest.mark.slow),  # ~15 s each
+    pytest.param(("image", "audio", "label"), "coord_cnn_mel_crnn_coattention", marks=pytest.mark.slow)])
+def test_mmzoo_train_on_an_audio_csv_needs_only_the_recipe(tmp_path, capsys, columns, recipe):
+    from mmzoo import cli
+
+    path = _audio_csv(tmp_path, columns)
+    assert cli.main(["train", "--dataset", str(path), "--recipe", recipe, "--epochs", "1", "--batch-size", "4",
+                     "--no-export", "--output-dir", str(tmp_path / "run"), "--verbose", "0"]) == 0
+    model = mmzoo.load_model(tmp_path / "run" / "model.keras")
+    assert {key: m.kind for key, m in model.modalities.items()} == {c: c for c in columns if c != "label"}
+    assert "Not read by" not in capsys.readouterr().out
+
+
+def test_a_recipe_whose_inputs_the_csv_lacks_is_refused_naming_both(tmp_path):
+    from mmzoo.training import OptionError
+
+    path = _audio_csv(tmp_path, ("image", "audio", "label"))
+    # Refused before building: without texts the text tower would have no vocabulary to adapt.
+    with pytest.raises(OptionError, match=r"recipe coord_cnn_mel_crnn_gru_coattention takes image \(image\), audio "
+                                          r"\(audio\), text \(text\); the data has image \(image\), audio \(audio\)"):
+        mmzoo.train("coord_cnn_mel_crnn_gru_coattention", path, epochs=1, output_dir=tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_a_csv_column_the_recipe_does_not_read_is_named(tmp_path, capsys):
+    path = _audio_csv(tmp_path, ("audio", "text", "label"))
+    result = mmzoo.train("mel_crnn_classifier", path, epochs=1, batch_size=4, output_dir=tmp_path / "run", verbose=0)
+    assert list(result.model.modalities) == ["audio"]
+    assert "Not read by mel_crnn_classifier: the data's text (text); to use them" in capsys.readouterr().out
+
+
 def test_audio_column_none_is_accepted_with_any_data():
     from mmzoo.training import OptionError, _check_columns
 
