@@ -165,9 +165,12 @@ def torch_case(tower, size, mode, x, y):
     return step
 
 
-def torch_available():
+def import_torch_first():
+    """Whether torch is installed; imports it (with torch._dynamo, which its optimizers load on first use) before
+    TensorFlow: torch 2.14 imported after TensorFlow 2.21 crashes with a segmentation fault in that import here."""
     try:
         import torch  # noqa: F401
+        import torch._dynamo  # noqa: F401
     except ImportError:
         return False
     return True
@@ -202,12 +205,13 @@ def main():
     args = parser.parse_args()
     if args.smoke:
         args.batch_size, args.runs, args.steps, args.warmup = 4, 1, 1, 1
+    with_torch = import_torch_first()
     import mmzoo  # noqa: F401  (sets TF_ENABLE_ONEDNN_OPTS before TensorFlow is imported)
     import keras
     import tensorflow as tf
 
     systems = {"mmzoo": keras_case}
-    if torch_available():
+    if with_torch:
         import torch
 
         torch.set_num_threads(os.cpu_count())
