@@ -139,7 +139,7 @@ def test_bundled_spoken_captions_fit_the_default_recipe():
 
 
 def test_mmzoo_train_task_defaults(monkeypatch, capsys):
-    """--task transcribe: mel_crnn_ctc on the bundled spoken captions, batches of 32, epochs 'auto'; the
+    """--task transcribe: mel_crnn_ctc on the bundled spoken captions, batches of 16, epochs 'auto'; the
     classifier keeps its batches of 64."""
     import mmzoo.training
     import mmzoo.transcription.training as transcription_training
@@ -158,7 +158,7 @@ def test_mmzoo_train_task_defaults(monkeypatch, capsys):
     assert "stop here" in capsys.readouterr().err
     transcribe, classify = calls["transcribe"], calls["classify"]
     assert (transcribe["model"], transcribe["data"]) == ("mel_crnn_ctc", "mmzoo_shapes/spoken_captions")
-    assert transcribe["batch_size"] == 32 and transcribe["epochs"] == "auto" and transcribe["learning_rate"] == 3e-3
+    assert transcribe["batch_size"] == 16 and transcribe["epochs"] == "auto" and transcribe["learning_rate"] == 3e-3
     assert transcribe["output_dir"] == os.path.join("runs", "mel_crnn_ctc_mmzoo_shapes_spoken_captions")
     assert classify["batch_size"] == 64
     assert cli.main(["train", "--task", "transcribe", "--batch-size", "64"]) == 2

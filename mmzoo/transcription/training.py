@@ -40,7 +40,7 @@ def auto_epochs(num_examples):
 
 def train_transcriber(model, data, *, validation_data=None, test_data=None, train_split="train",
                       validation_split="validation", test_split="test", data_dir=None, audio_column="audio",
-                      text_column=None, skip_bad_rows=False, encoding="utf-8", epochs="auto", batch_size=32,
+                      text_column=None, skip_bad_rows=False, encoding="utf-8", epochs="auto", batch_size=16,
                       learning_rate=3e-3, schedule="cosine", seed=0, model_options=None, strategy="greedy",
                       beam_width=16, evaluate_limit=None, output_dir=None, export_dir=None, callbacks=(), verbose=1):
     """Train a transcriber with plain `fit` and return a `TranscribeTrainResult`.
