@@ -29,6 +29,7 @@ import sys
 
 from mmzoo.distribute import STRATEGIES
 from mmzoo.run_files import CSV_LOG, KERAS_MODEL, OBJECT_WEIGHTS
+from mmzoo.stderr_filter import filtered_stderr
 from mmzoo.training import AUTO_OBJECT_EPOCHS, DEFAULT_COLUMNS, SCHEDULES, OptionError, TrainingFailed
 
 # The main job: what `mmzoo train` runs without arguments.
@@ -449,6 +450,12 @@ def main(argv=None):
         parser.print_help()
         return 2
     _quiet_known_noise()
+    with filtered_stderr():
+        return _run(args)
+
+
+def _run(args):
+    """args.run(args), its exit status, and the errors a user can act on as one line each."""
     try:
         return args.run(args)
     except (ValueError, TrainingFailed, OSError) as error:  # OSError: every file problem, a path named
@@ -489,7 +496,7 @@ def _quiet_known_noise():
     TensorFlow's C++ INFO lines once its logging is set up, such as the tf.data buffer size notes; its warnings and
     errors still show. The few lines it writes while being imported (the oneDNN notice, CUDA stubs) come before
     abseil's logging is initialised, which then prints every level whatever the setting (an open abseil-cpp
-    issue), so they remain.
+    issue): `mmzoo.stderr_filter` drops those.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     absl_logger = logging.getLogger("absl")
