@@ -226,8 +226,9 @@ def small_cnn_lstm_late():
 # === Audio classifiers (docs/audio.md) ===
 # The audio input is named "audio", as `mmzoo.data` yields a TFDS Audio feature and as `from_csv` finds an audio
 # column; its sample_rate and num_samples come from the data (`mmzoo.train` infers them). CPU-sized audio tower:
-# 20 ms hop (half the frames of the 10 ms default), 32 mel bins, narrow CNN and GRU: ~10x the default mel_crnn's
-# training throughput (docs/audio.md, Speed), still enough to tell spoken words apart.
+# 20 ms hop (half the frames of the 10 ms default), 32 mel bins, narrow CNN and GRU: 4-11x the default mel_crnn's
+# training throughput on the spoken VQA's clips in two runs (docs/benchmarks.md, Audio towers), still enough to
+# tell spoken words apart.
 _CPU_AUDIO = {"tower": "mel_crnn", "frame_step_ms": 20.0, "audio_widths": (16, 32, 32)}
 _CPU_AUDIO_SIZES = dict(mel_bins=32, audio_units=64)
 # _COORD_CNN_GRU's sizes without its two-input towers.
