@@ -434,7 +434,8 @@ def _robustness(args):
     if kind != "keras" or (reference is not None and not hasattr(reference, "modalities")):
         raise UsageError("--model and --reference must be .keras files (an export has no presence flags to set)")
     inputs = _keras_input_kinds(model)
-    data, _, source = _evaluation_data(args, inputs, _keras_image_size(model, args.model), model.class_names)
+    data, _, source = _evaluation_data(args, inputs, _keras_image_size(model, args.model), model.class_names,
+                                       _model_audio(model, kind))
     levels = [round(i / (args.levels - 1), 4) for i in range(args.levels)]
     report = evaluate_robustness(model, data, levels=levels, reference=reference, max_examples=args.max_examples,
                                  seed=args.seed, batch_size=args.batch_size)
@@ -887,7 +888,7 @@ def _evaluate(args):
         image_size = _keras_image_size(model, args.model)
     else:
         inputs, image_size, class_names = _exported_input_kinds(model), _exported_image_size(model), None
-    data, info, source = _evaluation_data(args, inputs, image_size, class_names)
+    data, info, source = _evaluation_data(args, inputs, image_size, class_names, _model_audio(model, kind))
     correct = total = 0
     names = np.array(info.class_names)
     for features, labels in data:
@@ -907,8 +908,9 @@ def _evaluate(args):
     return 0
 
 
-def _evaluation_data(args, inputs, image_size, class_names):
-    """(dataset, DataInfo, its description) with a feature for each of the model's `inputs`."""
+def _evaluation_data(args, inputs, image_size, class_names, audio=None):
+    """(dataset, DataInfo, its description) with a feature for each of the model's `inputs`; `audio`: the
+    model's audio format `{"sample_rate", "num_samples"}`, which a TFDS dataset's clips are padded to."""
     if _is_data_file(args.dataset):
         from mmzoo.training import load_file
 
@@ -921,15 +923,39 @@ def _evaluation_data(args, inputs, image_size, class_names):
         return data, info, args.dataset
     if args.skip_bad_rows or args.encoding != "utf-8":
         raise UsageError(f"--dataset {args.dataset}: --skip-bad-rows and --encoding go with a .csv/.jsonl file")
-    unknown = [name for name in inputs if name not in ("image", "text")]
+    unknown = [name for name in inputs if name not in ("image", "text", "audio")]
     if unknown:
-        raise UsageError(f"--dataset {args.dataset}: a TFDS dataset gives the inputs image and text; the model takes "
-                         f"{_describe(inputs)}: evaluate it on a .csv/.jsonl file with a column named after each input")
+        raise UsageError(f"--dataset {args.dataset}: a TFDS dataset gives the inputs image, text and audio; the model "
+                         f"takes {_describe(inputs)}: evaluate it on a .csv/.jsonl file with a column named after "
+                         "each input")
     import mmzoo.data
 
     data, info = mmzoo.data.load(args.dataset, args.split, batch_size=args.batch_size, image_size=image_size,
-                                 data_dir=args.data_dir, with_info=True)
+                                 data_dir=args.data_dir, with_info=True,
+                                 num_samples=audio["num_samples"] if "audio" in inputs and audio else None)
+    if "audio" in inputs:
+        _check_tfds_audio(args.dataset, info, audio)
     return data, info, f"{args.dataset} {args.split}"
+
+
+def _check_tfds_audio(dataset, info, audio):
+    """The dataset has audio at the model's rate (TensorFlow cannot resample in a pipeline)."""
+    if "audio" not in info.input_kinds:
+        raise UsageError(f"--dataset {dataset}: the model takes audio; the dataset has no Audio feature (inputs: "
+                         f"{', '.join(info.input_kinds)})")
+    if audio and info.sample_rate != audio["sample_rate"]:
+        raise UsageError(f"--dataset {dataset}: its audio is sampled at {info.sample_rate} Hz; the model takes "
+                         f"{audio['sample_rate']} Hz audio")
+
+
+def _model_audio(model, kind):
+    """{"sample_rate", "num_samples"} of a model's (or an export's) input named "audio", or None."""
+    if kind != "keras":
+        return model.audio_inputs().get("audio")
+    modality = (getattr(model, "modalities", None) or {}).get("audio")
+    if modality is None or modality.kind != "audio":
+        return None
+    return {key: modality.options[key] for key in ("sample_rate", "num_samples")}
 
 
 def _input_columns(inputs):

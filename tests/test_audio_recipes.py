@@ -69,6 +69,29 @@ def test_cli_train_prints_a_predict_command_with_audio(tmp_path, capsys):
     assert cli._predict_example(other, QUESTION) == "--input front=FRONT.png --input speech=SPEECH.wav"
 
 
+# === mmzoo evaluate on the spoken VQA ===
+
+
+def test_mmzoo_evaluate_reads_a_tfds_datasets_audio(tmp_path, capsys):
+    """The spoken VQA's clips, cropped or padded to the model's length, reach its audio input; a dataset without
+    audio, or audio at another rate, is refused in one line."""
+    keras.utils.set_random_seed(0)
+    model = mmzoo.build_model("mel_crnn_classifier", **tiny_audio_overrides())  # 8 kHz, 4000 samples
+    model.save(tmp_path / "m.keras")
+    data = mmzoo.data.load(SPOKEN_VQA, "test[:24]", batch_size=8, num_samples=4000)
+    correct = sum(int(np.sum(np.argmax(model({"audio": x["audio"]}), -1) == y.numpy())) for x, y in data)
+    argv = ["evaluate", "--model", str(tmp_path / "m.keras"), "--split", "test[:24]", "--batch-size", "8"]
+    assert cli.main([*argv, "--dataset", SPOKEN_VQA]) == 0
+    assert capsys.readouterr().out.startswith(f"Accuracy: {correct / 24:.4f} on {SPOKEN_VQA} test[:24]")
+    _one_line_error(capsys, cli.main([*argv, "--dataset", "mmzoo_shapes/vqa"]), "the model takes audio; the dataset "
+                    "has no Audio feature (inputs: image, text)")
+    fast = dict(tiny_audio_overrides(), sample_rate=16000)
+    mmzoo.build_model("mel_crnn_classifier", **fast).save(tmp_path / "f.keras")
+    argv[2] = str(tmp_path / "f.keras")
+    _one_line_error(capsys, cli.main([*argv, "--dataset", SPOKEN_VQA]), "its audio is sampled at 8000 Hz; the model "
+                    "takes 16000 Hz audio")
+
+
 # === mmzoo predict --audio ===
 
 
