@@ -117,8 +117,13 @@ def main():
                         "--epochs, and stop")
     args = parser.parse_args()
     if args.table:
+        if not args.json or not os.path.isfile(args.json):
+            parser.error(f"--table reads the runs --json recorded; no such file: --json {args.json}")
         with open(args.json) as f:
-            print_tables([r for r in map(json.loads, filter(str.strip, f)) if r["epochs"] == args.epochs])
+            records = [r for r in map(json.loads, filter(str.strip, f)) if r["epochs"] == args.epochs]
+        if not records:
+            parser.error(f"{args.json} records no run of --epochs {args.epochs}")
+        print_tables(records)
         return
     results = []
     for seed in args.seeds:

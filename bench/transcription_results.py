@@ -47,9 +47,9 @@ def run_one(args):
     for strategy in STRATEGIES:
         transcripts = result.model.transcribe(waveforms, strategy=strategy)["transcript"]
         decoded[strategy] = evaluate_transcripts(references, list(transcripts))
-    usage = resource.getrusage(resource.RUSAGE_SELF)
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # user + system CPU time of training and both decodings
     record = dict(seed=args.seed, batch_size=args.batch_size, epochs=len(result.history.get("loss", [])),
-                  **decoded, final_val_loss=result.history.get("val_loss", [None])[-1], wall_s=round(wall, 1),
+                  **decoded, final_val_loss=(result.history.get("val_loss") or [None])[-1], wall_s=round(wall, 1),
                   cpu_s=round(usage.ru_utime + usage.ru_stime, 1), command=command(args.seed, args.batch_size),
                   load_average=os.getloadavg(), machine=f"{os.cpu_count()} CPUs, {platform.machine()}")
     with open(args.out, "a") as f:

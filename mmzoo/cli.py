@@ -51,9 +51,9 @@ DEFAULT_CAPTION_DATASET = "mmzoo_shapes/captions"
 CAPTION_AUTO_EPOCHS = 10
 DEFAULT_TRANSCRIBE_RECIPE = "mel_crnn_ctc"
 DEFAULT_TRANSCRIBE_DATASET = "mmzoo_shapes/spoken_captions"
-# 16, not 64: CTC needs updates more than large batches; the same 4 epochs take 4x the steps for ~1.4x the compute
-# (docs/transcription.md, on the spoken captions: test WER 11 % with 64; 0.46 / 0.61 / 32.7 % on seeds 0 / 1 / 2
-# with 32; 0.15 / 0.05 / 1.5 % with 16).
+# 16, not 64: CTC needs updates more than large batches; the same 4 epochs take twice the steps of 32 for ~1.5x its
+# CPU time (docs/transcription.md, on the spoken captions: test WER 11 % with 64; 0.46 / 0.61 / 32.7 % on seeds
+# 0 / 1 / 2 with 32; 0.15 / 0.05 / 1.5 % with 16).
 TRANSCRIBE_BATCH_SIZE = 16
 
 # Library argument names whose flag is not the name with dashes.

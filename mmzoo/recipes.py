@@ -258,9 +258,10 @@ def coord_cnn_mel_crnn_gru_coattention():
 def mel_crnn_gru_coattention():
     """Log-mel CRNN + GRU, co-attention: audio and text tokens attend to each other (a recording and its
     transcript or a note about it). CPU-sized like coord_cnn_mel_crnn_coattention's audio tower."""
-    text_sizes = {key: _COORD_CNN_SIZES[key] for key in ("sequence_length", "embedding_dim", "text_units",
-                                                          "fusion_units")}
-    return dict(text_sizes, **_CPU_AUDIO_SIZES, fusion="coattention", towers={"audio": dict(_CPU_AUDIO), "text": "gru"})
+    # 32 tokens, not the questions' 16: a transcript or note runs longer than a question.
+    text_sizes = {key: _COORD_CNN_SIZES[key] for key in ("embedding_dim", "text_units", "fusion_units")}
+    return dict(text_sizes, **_CPU_AUDIO_SIZES, sequence_length=32, fusion="coattention",
+                towers={"audio": dict(_CPU_AUDIO), "text": "gru"})
 
 
 @register_recipe

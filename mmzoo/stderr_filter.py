@@ -30,25 +30,37 @@ NOISE = (
     r"[IWE]\d{4} [\d:.]+ +\d+ util\.cc:\d+\] oneDNN supports DT_BOOL only on platforms with AVX-512",
 )
 
-# The child: lines from stdin to stdout minus NOISE. A partial line that cannot be the start of a noise line
-# (they all begin with "W", "I", "E" or "T") is passed on at once, so prompts and progress written without a
-# newline are not held back.
+# The child (run isolated: `python -I -S`, nothing from the working directory): lines from stdin to stdout minus
+# the patterns in argv[1]. A partial line that cannot be the start of a noise line (they all begin with "W", "I",
+# "E" or "T") is passed on at once, so prompts and progress written without a newline are not held back. Should
+# anything go wrong in it, it copies the rest through unchanged: the command's stderr is never lost.
 _CHILD = r"""
-import os, re
-noise = re.compile(rb"(?:%s)")
+import os, re, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+def write(data):
+    while data:
+        data = data[os.write(1, data):]
 held = b""
-while True:
-    chunk = os.read(0, 65536)
-    if not chunk:
-        break
-    *lines, held = (held + chunk).split(b"\n")
-    out = b"".join(line + b"\n" for line in lines if not noise.match(line))
-    if held and held[:1] not in b"WIET":
-        out, held = out + held, b""
-    if out:
-        os.write(1, out)
-if held and not noise.match(held):
-    os.write(1, held)
+try:
+    noise = re.compile(sys.argv[1].encode())
+    while True:
+        chunk = os.read(0, 65536)
+        if not chunk:
+            break
+        *lines, held = (held + chunk).split(b"\n")
+        out = b"".join(line + b"\n" for line in lines if not noise.match(line))
+        if held and held[:1] not in b"WIET":
+            out, held = out + held, b""
+        write(out)
+    if held and not noise.match(held):
+        write(held)
+except Exception:
+    write(held)
+    while True:
+        chunk = os.read(0, 65536)
+        if not chunk:
+            break
+        write(chunk)
 """
 
 
@@ -59,14 +71,17 @@ def filtered_stderr():
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         yield
         return
-    pattern = "|".join(NOISE).replace('"', r"\"")
+    opened = []
     try:
         sys.stderr.flush()
-        saved = os.dup(2)
-        read_end, write_end = os.pipe()
-        child = subprocess.Popen([sys.executable, "-c", _CHILD % pattern], stdin=read_end, stdout=saved,
-                                 stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
-    except (OSError, ValueError):
+        opened.append(os.dup(2))
+        opened.extend(os.pipe())
+        saved, read_end, write_end = opened
+        child = subprocess.Popen([sys.executable, "-I", "-S", "-c", _CHILD, "|".join(NOISE)], stdin=read_end,
+                                 stdout=saved, stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+    except (OSError, ValueError, AttributeError):  # AttributeError: no sys.stderr (pythonw)
+        for fd in opened:
+            os.close(fd)
         yield
         return
     os.close(read_end)
@@ -80,4 +95,4 @@ def filtered_stderr():
         os.dup2(saved, 2)  # the pipe's last write end closes: the child forwards what is left and exits
         os.close(saved)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            child.wait(timeout=2)  # longer only if a process the command started still holds the pipe
+            child.wait(timeout=10)  # longer only if a process the command started still holds the pipe

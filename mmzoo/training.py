@@ -643,8 +643,9 @@ class _Training:
             self._refuse_missing_inputs(model_kinds, data_kinds)
             unused = {key: kind for key, kind in data_kinds.items() if key not in model_kinds}
             if unused and _is_file_data(self.o["data"]):
-                self.say(f"Not read by {self.name}: the data's {_describe_inputs(unused)}; to use them, name a "
-                         "tower for each input (--towers).")
+                hint = "; to use them, name a tower for each input (--towers)" if isinstance(self.o["model"], str) \
+                    else ""
+                self.say(f"Not read by {self.name}: the data's {_describe_inputs(unused)}{hint}.")
 
     def _check_recipe_inputs(self):
         """Before building: a recipe whose inputs the data lacks is refused for that, rather than for what building
@@ -989,17 +990,22 @@ def _builds_audio(recipe, model_options):
 
 
 def _recipe_input_kinds(recipe, model_options):
-    """`{input: kind}` of a recipe naming its towers by input, before it is built; {} where that is not known
-    without building (a built model, towers given in `model_options`, the two-input shorthand)."""
+    """`{input: kind}` of a recipe before it is built: its towers by input, or the two-input shorthand's "image"
+    and "text" (`image_tower` / `text_tower`, None leaving one out); {} where that is not known without building
+    (a built model, towers given in `model_options`, a recipe of another task)."""
     if not isinstance(recipe, str) or model_options.get("towers"):
         return {}
-    from mmzoo.recipes import get_recipe
+    from mmzoo.recipes import get_recipe, recipe_task
     from mmzoo.towers import get_tower
 
     try:
-        towers = get_recipe(recipe).get("towers") or {}
-        return {key: get_tower(_tower_name(spec)).kind for key, spec in towers.items()}
-    except (ValueError, AttributeError):  # not a classifier recipe's towers: building says what is wrong
+        if recipe_task(recipe) != "classify":
+            return {}
+        arguments = {**get_recipe(recipe), **model_options}
+        if not arguments.get("towers"):
+            return {key: key for key in ("image", "text") if arguments.get(f"{key}_tower") is not None}
+        return {key: get_tower(_tower_name(spec)).kind for key, spec in arguments["towers"].items()}
+    except (ValueError, AttributeError):  # not a recipe's towers: building says what is wrong
         return {}
 
 

@@ -364,7 +364,7 @@ def test_evaluate_and_export_a_three_input_keras_model(views, tmp_path, capsys):
     assert cli.main(["export", "--model", str(output_dir / "model.keras"), "--output", str(tmp_path / "exported")]) == 0
     assert mmzoo.load_exported(tmp_path / "exported").input_names() == ("front", "question", "side")
     _one_line_error(capsys, cli.main(["evaluate", "--model", str(export_dir)]),
-                    "--dataset mmzoo_shapes/vqa: a TFDS dataset gives the inputs image and text",
+                    "--dataset mmzoo_shapes/vqa: a TFDS dataset gives the inputs image, text and audio",
                     "front (image), side (image), question (text)")
 
 
