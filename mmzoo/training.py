@@ -795,7 +795,10 @@ class _Training:
             keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True),
         ]
         if self.o["patience"]:
-            callbacks.append(run_length.early_stopping(self.o["patience"], verbose=int(not self.o["quiet"])))
+            # In the backup's folder: removed with it when the run completes.
+            best_weights = os.path.join(backup_dir, run_length.BEST_WEIGHTS)
+            callbacks.append(run_length.early_stopping(self.o["patience"], verbose=int(not self.o["quiet"]),
+                                                       csv_log=csv_path, best_weights=best_weights))
         if self.worker.is_chief and not self.o["quiet"]:
             callbacks.append(run_length.RemainingTime(self.say))
         log_dir = None

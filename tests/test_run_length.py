@@ -129,3 +129,49 @@ def test_bad_run_length_options_are_named(tmp_path, options, expected):
     with pytest.raises(ValueError) as error:
         mmzoo.train(RECIPE, "mmzoo_shapes/vqa", output_dir=tmp_path, **options)
     assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+# === Early stopping across an interruption ===
+
+
+def _dense_model(value):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.set_weights([np.full((2, 1), value, np.float32), np.zeros(1, np.float32)])
+    return model
+
+
+def _resumable(tmp_path, patience=2):
+    return run_length.early_stopping(patience, verbose=0, csv_log=str(tmp_path / "log.csv"),
+                                     best_weights=str(tmp_path / "backup" / run_length.BEST_WEIGHTS))
+
+
+def test_early_stopping_carries_on_from_the_log_and_the_best_weights(tmp_path):
+    (tmp_path / "log.csv").write_text("epoch,loss,val_accuracy\n0,1.0,0.5\n1,0.8,0.8\n2,0.7,0.6\n")
+    first = _resumable(tmp_path)
+    first.set_model(_dense_model(1.0))  # epoch 1, the best, had these weights: the callback saved them
+    first.on_train_begin()
+    first.on_epoch_end(1, {"val_accuracy": 0.8})
+    assert (tmp_path / "backup" / (run_length.BEST_WEIGHTS + ".json")).read_text() == '{"epoch": 1}'
+    resumed, model = _resumable(tmp_path), _dense_model(3.0)  # as BackupAndRestore left it after epoch 2
+    resumed.set_model(model)
+    resumed.on_train_begin()
+    assert (resumed.best, resumed.best_epoch, resumed.wait) == (0.8, 1, 1)
+    np.testing.assert_array_equal(model.get_weights()[0], 3.0)  # training goes on from the backup
+    resumed.on_epoch_end(3, {"val_accuracy": 0.7})  # a second epoch without improvement: patience 2 is spent
+    assert model.stop_training and resumed.stopped_epoch == 3
+    resumed.on_train_end()
+    np.testing.assert_array_equal(model.get_weights()[0], 1.0)  # the best epoch's, from before the interruption
+
+
+def test_early_stopping_starts_afresh_without_matching_best_weights(tmp_path):
+    (tmp_path / "log.csv").write_text("epoch,val_accuracy\n0,0.5\n1,0.8\n")
+    saved = _resumable(tmp_path)
+    saved.set_model(_dense_model(1.0))
+    saved.on_train_begin()
+    saved.on_epoch_end(0, {"val_accuracy": 0.5})  # the file holds epoch 0; the log's best is epoch 1
+    fresh = _resumable(tmp_path)
+    fresh.set_model(_dense_model(2.0))
+    fresh.on_train_begin()
+    assert (fresh.best, fresh.wait, fresh.best_weights) == (None, 0, None)
+    assert not (tmp_path / "backup" / run_length.BEST_WEIGHTS).exists()
+    assert isinstance(run_length.early_stopping(2), keras.callbacks.EarlyStopping)  # no files: Keras' own
