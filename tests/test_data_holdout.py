@@ -95,3 +95,22 @@ def test_one_row_cannot_be_split(data_file, tmp_path):
     path.write_text("image,text,label\nimg/0.png,hello,red\n")
     with pytest.raises(ValueError, match="at least 2 rows"):
         from_csv(path, validation_split=0.5, subset="both")
+
+
+def test_questions_about_one_image_stay_on_one_side(tmp_path):
+    """Three questions per image: whole images are held out, so validation asks about no image the model saw."""
+    (tmp_path / "img").mkdir()
+    rows = []
+    for i in range(8):
+        image = generate_example("captions", "train", i, image_size=32)["image"]
+        (tmp_path / "img" / f"{i}.png").write_bytes(encode_png(image))
+        rows += [(f"img/{i}.png", f"q{i}x{j}", COLOURS[j]) for j in range(3)]
+    path = tmp_path / "qa.csv"
+    with open(path, "w", newline="") as f:
+        csv.writer(f).writerows([("image", "text", "label"), *rows])
+    for seed in range(4):
+        train, val = from_csv(path, validation_split=0.25, subset="both", seed=seed)
+        train_images = {text.split("x")[0] for text in _texts(train)}
+        val_images = {text.split("x")[0] for text in _texts(val)}
+        assert len(_texts(val)) == 6 and len(val_images) == 2  # 25 % of 24 rows: two whole images
+        assert not train_images & val_images and len(train_images | val_images) == 8

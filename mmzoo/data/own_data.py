@@ -905,12 +905,27 @@ def _check_holdout(validation_split, subset):
 
 
 def _split_rows(parsed, fraction, seed):
-    """(training rows, validation rows): a seeded random `fraction` held out, at least one row each."""
+    """(training rows, validation rows): a seeded random `fraction` held out, at least one row each.
+
+    Rows are held out with every other row that reads the same image or WAV files (several questions about one
+    image): otherwise validation would ask about images the model trained on, and early stopping would choose its
+    epoch on an optimistic score. Where one set of files is in every row, rows are held out one by one."""
     if len(parsed) < 2:
         raise ValueError(f"validation_split={fraction} needs at least 2 rows. Received: {len(parsed)} good row(s)")
-    order = np.random.default_rng(0 if seed is None else seed).permutation(len(parsed))
-    held = min(len(parsed) - 1, max(1, round(fraction * len(parsed))))
-    validation = set(order[:held].tolist())
+    groups = {}
+    for i, row in enumerate(parsed):
+        media = tuple(sorted({*row.images.values(), *row.audios.values()}))
+        groups.setdefault(media or i, []).append(i)
+    if len(groups) < 2:
+        groups = {i: [i] for i in range(len(parsed))}
+    members = list(groups.values())
+    wanted = min(len(parsed) - 1, max(1, round(fraction * len(parsed))))
+    validation = set()
+    for group in np.random.default_rng(0 if seed is None else seed).permutation(len(members)):
+        if len(validation) + len(members[group]) <= wanted:  # groups that would overshoot are passed over
+            validation.update(members[group])
+    if not validation:  # every group is larger than the fraction: the smallest one
+        validation.update(min(members, key=len))
     return ([row for i, row in enumerate(parsed) if i not in validation],
             [row for i, row in enumerate(parsed) if i in validation])
 
