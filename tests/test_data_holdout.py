@@ -11,19 +11,25 @@ from mmzoo.data.shapes import encode_png, generate_example
 COLOURS = ("red", "blue", "green", "yellow")
 
 
-@pytest.fixture
-def data_file(tmp_path):
-    """20 rows, each text unique ("word<i>"), so a row is known by its text."""
-    (tmp_path / "img").mkdir()
+def _write_images_csv(folder, num_images, rows_of_image, name="data.csv"):
+    """A CSV of image,text,label over `num_images` PNGs in folder/img; `rows_of_image(i)` gives image i's
+    (text, label) rows."""
+    (folder / "img").mkdir()
     rows = []
-    for i in range(20):
+    for i in range(num_images):
         image = generate_example("captions", "train", i, image_size=32)["image"]
-        (tmp_path / "img" / f"{i}.png").write_bytes(encode_png(image))
-        rows.append((f"img/{i}.png", f"word{i}", COLOURS[i % 4]))
-    path = tmp_path / "data.csv"
+        (folder / "img" / f"{i}.png").write_bytes(encode_png(image))
+        rows += [(f"img/{i}.png", text, label) for text, label in rows_of_image(i)]
+    path = folder / name
     with open(path, "w", newline="") as f:
         csv.writer(f).writerows([("image", "text", "label"), *rows])
     return path
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    """20 rows, each text unique ("word<i>"), so a row is known by its text."""
+    return _write_images_csv(tmp_path, 20, lambda i: [(f"word{i}", COLOURS[i % 4])])
 
 
 def _texts(ds):
@@ -99,15 +105,7 @@ def test_one_row_cannot_be_split(data_file, tmp_path):
 
 def test_questions_about_one_image_stay_on_one_side(tmp_path):
     """Three questions per image: whole images are held out, so validation asks about no image the model saw."""
-    (tmp_path / "img").mkdir()
-    rows = []
-    for i in range(8):
-        image = generate_example("captions", "train", i, image_size=32)["image"]
-        (tmp_path / "img" / f"{i}.png").write_bytes(encode_png(image))
-        rows += [(f"img/{i}.png", f"q{i}x{j}", COLOURS[j]) for j in range(3)]
-    path = tmp_path / "qa.csv"
-    with open(path, "w", newline="") as f:
-        csv.writer(f).writerows([("image", "text", "label"), *rows])
+    path = _write_images_csv(tmp_path, 8, lambda i: [(f"q{i}x{j}", COLOURS[j]) for j in range(3)], "qa.csv")
     for seed in range(4):
         train, val = from_csv(path, validation_split=0.25, subset="both", seed=seed)
         train_images = {text.split("x")[0] for text in _texts(train)}
