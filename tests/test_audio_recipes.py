@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import mmzoo
 from mmzoo import cli
+from mmzoo.cli.train import predict_example
 from helpers import AUDIO_SAMPLE_RATE, CLASS_NAMES, IMAGE_SIZE, tiny_audio_overrides, tiny_waveforms
 
 SPOKEN_VQA = "mmzoo_shapes/vqa_spoken"
@@ -63,10 +64,10 @@ def test_recipe_trains_on_spoken_vqa_with_no_other_option(recipe, inputs, tmp_pa
 
 def test_cli_train_prints_a_predict_command_with_audio(tmp_path, capsys):
     model = mmzoo.build_model("coord_cnn_mel_crnn_gru_coattention", **tiny_audio_overrides())
-    assert cli._predict_example(model, QUESTION) == f'--image IMAGE.png --audio AUDIO.wav --text "{QUESTION}"'
+    assert predict_example(model, QUESTION) == f'--image IMAGE.png --audio AUDIO.wav --text "{QUESTION}"'
     towers = {"front": "small_cnn", "speech": {"tower": "mel_cnn"}}
     other = mmzoo.build_classifier(towers=towers, fusion="concat", **tiny_audio_overrides())
-    assert cli._predict_example(other, QUESTION) == "--input front=FRONT.png --input speech=SPEECH.wav"
+    assert predict_example(other, QUESTION) == "--input front=FRONT.png --input speech=SPEECH.wav"
 
 
 # === mmzoo evaluate on the spoken VQA ===

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 import mmzoo
-from mmzoo import cli
+from mmzoo import cli, run_files
+from mmzoo.cli import quiet, run_names
 from mmzoo.data import bundled
 
 pytestmark = pytest.mark.xdist_group("cli")
@@ -96,7 +97,7 @@ def test_train_writes_model_export_plot_and_logs(trained, capsys):
     assert (output_dir / "training_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert _csv_epochs(output_dir / "training_log.csv") == [0]
     # The default recipe on the bundled data pretrains its image tower on the object annotations first.
-    assert (output_dir / cli.OBJECT_WEIGHTS).is_file()
+    assert (output_dir / run_files.OBJECT_WEIGHTS).is_file()
     pytest.importorskip("tensorboard")
     events = [f for _, _, files in os.walk(output_dir / "logs") for f in files if f.startswith("events.out")]
     assert events
@@ -461,7 +462,7 @@ def test_distill_pretrains_a_token_grid_students_tower_on_objects_and_keeps_it_f
     assert "Object pretraining of the image tower: 1 epoch(s)" in capsys.readouterr().out
     tower = mmzoo.get_image_tower(mmzoo.load_model(output_dir / "model.keras"))
     distilled = [w.numpy() for w in tower.weights]
-    tower.load_weights(output_dir / cli.OBJECT_WEIGHTS)
+    tower.load_weights(output_dir / run_files.OBJECT_WEIGHTS)
     for after_distillation, after_objects in zip(distilled, tower.weights):
         np.testing.assert_array_equal(after_distillation, after_objects.numpy())
     # A student whose fusion pools the image has no token grid to pretrain: a one-line error, before training.
@@ -496,10 +497,10 @@ def test_pretrain_then_train_from_the_pretrained_towers(tmp_path, capsys):
 def test_known_start_up_noise_is_silenced_and_other_warnings_stay(caplog):
     import logging
 
-    cli._quiet_known_noise()
-    cli._quiet_known_noise()  # idempotent: one filter
+    quiet.quiet_known_noise()
+    quiet.quiet_known_noise()  # idempotent: one filter
     absl_logger = logging.getLogger("absl")
-    assert absl_logger.filters.count(cli._TFDS_DTYPE_DEPRECATION) == 1
+    assert absl_logger.filters.count(quiet.TFDS_DTYPE_DEPRECATION) == 1
     assert os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("1", "2", "3")  # set by us unless the user chose one
     with caplog.at_level(logging.WARNING, logger="absl"):
         absl_logger.warning("`FeatureConnector.dtype` is deprecated. Please change your code ...")
@@ -537,7 +538,7 @@ def test_default_run_folders_are_named_after_the_data_too():
     import argparse
 
     def name(dataset):
-        return cli._run_name(argparse.Namespace(recipe="small_cnn_lstm_concat", dataset=dataset))
+        return run_names.run_name(argparse.Namespace(recipe="small_cnn_lstm_concat", dataset=dataset))
 
     assert name(cli.DEFAULT_DATASET) == "small_cnn_lstm_concat"  # the main job's folders are as documented
     assert name("data/photos v2.csv") == "small_cnn_lstm_concat_photos_v2"

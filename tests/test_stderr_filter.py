@@ -1,4 +1,4 @@
-"""mmzoo.stderr_filter: TensorFlow's C++ start-up lines dropped from fd 2, everything else delivered in order.
+"""mmzoo.cli.stderr_filter: TensorFlow's C++ start-up lines dropped from fd 2, everything else delivered in order.
 
 Each case runs in a child Python so that the descriptors pytest captures are left alone."""
 
@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 
-from mmzoo.stderr_filter import NOISE
+from mmzoo.cli.stderr_filter import NOISE
 
 NOISY = [
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
@@ -28,7 +28,7 @@ KEPT = [
 
 
 def _run(body, **env):
-    script = "import os, sys, warnings\nfrom mmzoo.stderr_filter import filtered_stderr\n" + body
+    script = "import os, sys, warnings\nfrom mmzoo.cli.stderr_filter import filtered_stderr\n" + body
     environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     return subprocess.run([sys.executable, "-c", script], capture_output=True, env=dict(environment, **env),
                           timeout=120)

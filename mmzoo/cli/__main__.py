@@ -1,0 +1,7 @@
+"""`python -m mmzoo.cli`: the `mmzoo` command."""
+
+import sys
+
+from mmzoo.cli import main
+
+sys.exit(main())
