@@ -487,12 +487,13 @@ def test_a_csv_column_the_recipe_does_not_read_is_named(tmp_path, capsys):
 
 
 def test_audio_column_none_is_accepted_with_any_data():
-    from mmzoo.training import OptionError, _check_columns
+    from mmzoo.training import OptionError
+    from mmzoo.training.options import check_columns
 
     options = {"image_column": "image", "text_column": "text"}
-    _check_columns({**options, "data": "mmzoo_shapes/vqa", "audio_column": None})  # TFDS: nothing to read
+    check_columns({**options, "data": "mmzoo_shapes/vqa", "audio_column": None})  # TFDS: nothing to read
     with pytest.raises(OptionError, match="audio_column.*goes with .csv/.jsonl data"):
-        _check_columns({**options, "data": "mmzoo_shapes/vqa", "audio_column": "speech"})
+        check_columns({**options, "data": "mmzoo_shapes/vqa", "audio_column": "speech"})
 
 
 def test_a_built_models_audio_format_is_applied_or_refused(tmp_path):

@@ -14,7 +14,8 @@ import tensorflow as tf
 import mmzoo
 from mmzoo import distribute, run_files
 from mmzoo.data import shapes
-from mmzoo.training import OptionError, TrainResult, _recipe_overrides
+from mmzoo.training import OptionError, TrainResult
+from mmzoo.training.model_inputs import recipe_overrides
 
 IMAGE_SIZE = 32
 RECIPE = "small_cnn_lstm_concat"
@@ -149,13 +150,13 @@ def test_train_on_a_dataset_of_named_inputs(tmp_path):
 
 def test_own_towers_and_fusion_adjust_the_recipes_defaults():
     towers = {"front": "small_cnn", "question": "gru"}
-    assert _recipe_overrides(RECIPE, {"towers": towers}) == {"towers": towers, "image_tower": None, "text_tower": None}
+    assert recipe_overrides(RECIPE, {"towers": towers}) == {"towers": towers, "image_tower": None, "text_tower": None}
     # The glimpse recipe's options are its fusion's: another fusion goes without them.
-    assert _recipe_overrides("coord_cnn_gru_glimpse", {"fusion": "concat"}) == {
+    assert recipe_overrides("coord_cnn_gru_glimpse", {"fusion": "concat"}) == {
         "fusion": "concat", "fusion_options": None, "text_token_embeddings": False}
     # One tower has nothing to fuse.
-    assert _recipe_overrides("coord_cnn_gru_glimpse", {"towers": {"text": "gru"}})["fusion"] is None
-    assert _recipe_overrides("coord_cnn_gru_glimpse", {"dropout": 0.2}) == {"dropout": 0.2}
+    assert recipe_overrides("coord_cnn_gru_glimpse", {"towers": {"text": "gru"}})["fusion"] is None
+    assert recipe_overrides("coord_cnn_gru_glimpse", {"dropout": 0.2}) == {"dropout": 0.2}
 
 
 class _StopAfterEpoch(keras.callbacks.Callback):

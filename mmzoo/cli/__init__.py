@@ -13,7 +13,7 @@
     mmzoo predict --model saved_models/small_cnn_lstm_concat --input front=f.png --input side=s.png \\
                   --input question="what is on the table?"
 
-`mmzoo train` is `mmzoo.train` (mmzoo/training.py); each command is a module of this package, and
+`mmzoo train` is `mmzoo.train` (mmzoo/training/); each command is a module of this package, and
 `parser.py` wires them to their flags. It backs up the training state after every epoch: after an
 interruption (even `kill -9`) the same command continues from the last completed epoch. Bad arguments print one
 line on stderr and exit with status 2. See docs/cli.md.
