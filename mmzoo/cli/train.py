@@ -1,5 +1,6 @@
 """`mmzoo train`: a classifier (mmzoo.train), a captioner or a transcriber, and what to run next."""
 
+import numbers
 import os
 
 from mmzoo.cli.defaults import (CAPTION_AUTO_EPOCHS, DEFAULT_BATCH_SIZE, DEFAULT_CAPTION_DATASET,
@@ -101,14 +102,7 @@ def train_captioner(args):
         image_size=args.image_size, learning_rate=args.learning_rate, schedule=args.schedule, seed=args.seed,
         init=args.init, output_dir=args.output_dir or os.path.join("runs", name),
         export_dir=export_dir(args, name), verbose=args.verbose)
-    for metric, value in result.test_metrics.items():
-        print(f"  test {metric:<12}{value:.4f}")
-    if not result.test_metrics:
-        print("  no validation/test data: no caption metrics measured; give --val-data/--test-data")
-    print(f"  model           {result.paths['model']}")
-    if result.paths["export"]:
-        print(f"  export          {result.paths['export']}")
-        print(f"  try it          mmzoo caption --model {result.paths['export']} --image IMAGE.png")
+    _print_generator_summary(result, "caption metrics", "mmzoo caption --model {} --image IMAGE.png")
     return 0
 
 
@@ -129,12 +123,19 @@ def train_transcriber(args):
         learning_rate=args.learning_rate, schedule=args.schedule, seed=args.seed,
         output_dir=args.output_dir or os.path.join("runs", name), export_dir=export_dir(args, name),
         verbose=args.verbose)
+    _print_generator_summary(result, "WER/CER", "mmzoo transcribe --model {} --audio SPEECH.wav")
+    return 0
+
+
+def _print_generator_summary(result, metrics, try_it):
+    """The test metrics (or why there are none), the model and the export of a captioner's or transcriber's run,
+    and `try_it` with the export's path in its braces."""
     for metric, value in result.test_metrics.items():
-        print(f"  test {metric:<12}{value:.4f}" if isinstance(value, float) else f"  test {metric:<12}{value}")
+        fractional = isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral)  # np.float32 too
+        print(f"  test {metric:<12}{value:.4f}" if fractional else f"  test {metric:<12}{value}")
     if not result.test_metrics:
-        print("  no validation/test data: no WER/CER measured; give --val-data/--test-data")
+        print(f"  no validation/test data: no {metrics} measured; give --val-data/--test-data")
     print(f"  model           {result.paths['model']}")
     if result.paths["export"]:
         print(f"  export          {result.paths['export']}")
-        print(f"  try it          mmzoo transcribe --model {result.paths['export']} --audio SPEECH.wav")
-    return 0
+        print(f"  try it          {try_it.format(result.paths['export'])}")
