@@ -6,7 +6,7 @@ Two datasets, written as a user would have them (PNG files and a CSV; no object 
   * other:   bench/other_vqa.py, made differently (shapes, colours, phrasings, 48 px).
 
     python bench/own_data_defaults.py --data-dir /tmp/own_data --out /tmp/own_data/results.json \
-        --datasets bundled other --recipes default small_cnn_lstm_concat small_cnn_bilstm_attention --seeds 0 1 2
+        --datasets bundled other --recipes default small_cnn_lstm_concat coord_cnn_gru_film --seeds 0 1 2
 
 Each run is a separate `mmzoo train` process (as a user runs it), timed with wall-clock time; the table is printed
 and written as JSON (one object per run). `--train N` writes only the first N training rows.
@@ -99,7 +99,7 @@ def main():
     parser.add_argument("--out", required=True, help="JSON results file (appended to: runs already in it are kept)")
     parser.add_argument("--datasets", nargs="+", default=["bundled", "other"], choices=["bundled", "other"])
     parser.add_argument("--recipes", nargs="+", default=["default", "small_cnn_lstm_concat",
-                                                         "small_cnn_bilstm_attention"])
+                                                         "coord_cnn_gru_film"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     args = parser.parse_args()
     results = json.load(open(args.out)) if os.path.exists(args.out) else []
